@@ -107,6 +107,7 @@ void controller::reset() noexcept {
     first_tick_.reset();
     last_now_ = 0;
     last_service_ = {};
+    last_up_.reset();
 }
 
 scaling_decision controller::decide(const observation& short_obs, const observation& long_obs, int current_workers,
@@ -159,9 +160,12 @@ scaling_decision controller::decide(const observation& short_obs, const observat
         // With too few samples to bound the service time from below, the
         // optimistic view is "service is instant": only the backlog can trigger.
         need_optimistic = std::isfinite(d.mu_high) ? size_for(d.lambda_trigger, d.mu_high, 0, p).workers : 0;
-        need_drain = workers_for_slots(
-            slots_to_drain(std::max(d.lambda_short, p.max_arrival_rate), d.mu, backlog, secs(p.drain_time_ms)), p);
-        plan = size_for(d.lambda_plan, d.mu, backlog, p);
+        need_drain = std::isfinite(d.mu_high)
+                         ? workers_for_slots(slots_to_drain(std::max(d.lambda_trigger, p.max_arrival_rate), d.mu_high,
+                                                            backlog, secs(p.drain_time_ms)),
+                                             p)
+                         : 0;
+        plan = size_for(d.lambda_plan, d.mu_low, backlog, p);
         need_plan = plan.workers;
         d.saturated = need_plan > p.max_workers || !plan.feasible;
     } else {
@@ -195,7 +199,12 @@ scaling_decision controller::decide(const observation& short_obs, const observat
                      p.max_arrival_rate > 0 ? format(", planned floor %g/s", p.max_arrival_rate).c_str() : "",
                      1.0 / d.mu)
             : std::string("no service time measured yet");
-    // 5. Decide.
+    // 5. Decide. A scale-up opens a follow-through period (one short window
+    //    plus the up cooldown): the load has changed, the short window is
+    //    still filling with the new rate, so sizing follows the point estimate
+    //    without asking the confidence test again. This also carries a
+    //    scale-up capped by max_step_up to its size.
+    const bool following_up = last_up_ && now - *last_up_ <= p.short_window_ms + p.up_cooldown_ms;
     int target = current;
     if (current < p.min_workers) {
         target = std::max(p.min_workers, need_trigger > current ? std::min(std::max(d.needed, need_trigger),
@@ -205,7 +214,7 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     } else if (current > p.max_workers) {
         target = p.max_workers;
         d.reason = format("above max_workers (%d): scale down %d -> %d", p.max_workers, current, target);
-    } else if (need_trigger > current) {
+    } else if (need_trigger > current || (following_up && d.needed > current)) {
         const int want = std::min(std::max(d.needed, need_trigger), current + p.max_step_up);
         if (since_change < p.up_cooldown_ms) {
             d.cooling_down = true;
@@ -216,16 +225,20 @@ scaling_decision controller::decide(const observation& short_obs, const observat
             target = want;
             const auto at_target = predict_mmc(target * spw, d.lambda_plan, d.mu, secs(p.target_wait_ms));
             std::string why;
-            if (!d.model_ready)
+            if (!d.model_ready) {
                 why = "there is work and no worker to measure service times";
-            if (d.needed_to_drain > current)
-                why = format("backlog %lld jobs at %.3g/s needs %d workers to drain within %gs",
-                             static_cast<long long>(d.backlog), std::max(d.lambda_short, p.max_arrival_rate),
-                             d.needed_to_drain, secs(p.drain_time_ms));
-            if (d.needed_optimistic > current && d.model_ready) {
-                if (!why.empty()) why += "; ";
-                why += format("even optimistically (arrivals >= %.3g/s, service <= %.3gs) the target needs %d workers",
-                              d.lambda_trigger, 1.0 / d.mu_high, d.needed_optimistic);
+            } else if (need_trigger <= current) {
+                why = format("following through the scale-up %.3gs ago: the point estimate needs %d workers",
+                             secs(now - *last_up_), d.needed);
+            } else {
+                if (d.needed_to_drain > current)
+                    why = format("backlog %lld jobs needs %d workers to drain within %gs",
+                                 static_cast<long long>(d.backlog), d.needed_to_drain, secs(p.drain_time_ms));
+                if (d.needed_optimistic > current)
+                    why += (why.empty() ? "" : " and ") +
+                           format("the target needs %d workers", d.needed_optimistic);
+                why += format(", even optimistically (arrivals >= %.3g/s, service <= %.3gs)",
+                              std::max(d.lambda_trigger, p.max_arrival_rate), 1.0 / d.mu_high);
             }
             d.reason = format("scale up %d -> %d: ", current, target) + why;
             if (d.model_ready)
@@ -276,6 +289,8 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     d.action = target > current ? scaling_action::add : target < current ? scaling_action::remove
                                                                           : scaling_action::none;
     if (d.action != scaling_action::none) last_change_ = now;
+    if (d.action == scaling_action::add) last_up_ = now;
+    if (d.action == scaling_action::remove) last_up_.reset();
 
     const double t = secs(p.target_wait_ms);
     d.at_current = predict_mmc(current * spw, d.lambda_plan, d.mu, t);

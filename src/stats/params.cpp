@@ -26,6 +26,7 @@ const field fields[] = {
     {"short_window_ms", &observer_params::short_window_ms},
     {"long_window_ms", &observer_params::long_window_ms},
     {"stale_after_ms", &observer_params::stale_after_ms},
+    {"settle_ms", &observer_params::settle_ms},
     {"target_wait_ms", &observer_params::target_wait_ms},
     {"epsilon", &observer_params::epsilon},
     {"max_mean_response_ms", &observer_params::max_mean_response_ms},
@@ -85,11 +86,16 @@ std::vector<param_error> validate(const observer_params& p) {
         e.push_back({"stale_after_ms", "must be at least tick_ms (" + fmt(p.tick_ms) + "), got " +
                                            fmt(p.stale_after_ms)});
 
+    range<std::int64_t>(e, "settle_ms", p.settle_ms, 0, hour_ms);
+    if (p.settle_ms > p.short_window_ms / 2)
+        e.push_back({"settle_ms", "must be at most half of short_window_ms (" + fmt(p.short_window_ms / 2) +
+                                      "), got " + fmt(p.settle_ms)});
+
     range<std::int64_t>(e, "target_wait_ms", p.target_wait_ms, 0, day_ms);
     if (!(p.epsilon > 0 && p.epsilon <= 1))
         e.push_back({"epsilon", "must be in (0, 1] (1 disables the wait-tail target), got " + fmt(p.epsilon)});
     if (p.max_mean_response_ms != 0) range<std::int64_t>(e, "max_mean_response_ms", p.max_mean_response_ms, 1, day_ms);
-    if (p.epsilon >= 1 && p.max_mean_response_ms == 0)
+    if (p.epsilon == 1.0 && p.max_mean_response_ms == 0)
         e.push_back({"epsilon", "no service target: set epsilon below 1 or max_mean_response_ms above 0"});
 
     if (!std::isfinite(p.max_arrival_rate) || p.max_arrival_rate < 0 || p.max_arrival_rate > 1e6)

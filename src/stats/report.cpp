@@ -19,8 +19,10 @@ observer_report observe_tick(tracker& t, controller& c, int current_workers, con
     observer_report r;
     r.at = now;
     r.params = p;
-    r.short_window = t.summarize(now, p.short_window_ms);
-    r.long_window = t.summarize(now, p.long_window_ms);
+    // Windows end settle_ms ago: events that happened since may still be on their way.
+    const unix_ms end = now - p.settle_ms;
+    r.short_window = t.summarize(end, p.short_window_ms);
+    r.long_window = t.summarize(end, p.long_window_ms);
     r.decision = c.decide(r.short_window, r.long_window, current_workers, p, now);
     r.tracker = t.counters();
     return r;

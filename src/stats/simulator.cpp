@@ -71,10 +71,12 @@ struct job {
     std::size_t worker = 0;
 };
 
+// An event on its way to the observer; the event itself waits in a slot of
+// the inbox pool, so the heap moves only these small records.
 struct delivery {
     double t;
     std::uint64_t seq;
-    event e;
+    std::size_t slot;
 };
 struct later_delivery {
     bool operator()(const delivery& a, const delivery& b) const {
@@ -127,7 +129,16 @@ private:
                                : 1;
         for (int i = 0; i < copies; ++i) {
             const double delay = cfg_.max_delivery_delay_s > 0 ? network_.uniform() * cfg_.max_delivery_delay_s : 0;
-            inbox_.push({now_ + delay, seq_++, e});
+            std::size_t slot;
+            if (free_slots_.empty()) {
+                slot = pool_.size();
+                pool_.push_back(e);
+            } else {
+                slot = free_slots_.back();
+                free_slots_.pop_back();
+                pool_[slot] = e;
+            }
+            inbox_.push({now_ + delay, seq_++, slot});
         }
     }
 
@@ -275,8 +286,10 @@ private:
     void on_tick() {
         const unix_ms now_ms = to_ms(now_);
         while (!inbox_.empty() && inbox_.top().t <= now_) {
-            tracker_.add(inbox_.top().e);
+            const auto slot = inbox_.top().slot;
             inbox_.pop();
+            tracker_.add(pool_[slot]);
+            free_slots_.push_back(slot);
         }
         // The role samples the consumer lag itself: waiting plus in-flight
         // (at-least-once offsets are committed after the result).
@@ -357,6 +370,8 @@ private:
     controller controller_;
     std::priority_queue<sim_event, std::vector<sim_event>, later> events_;
     std::priority_queue<delivery, std::vector<delivery>, later_delivery> inbox_;
+    std::vector<event> pool_;
+    std::vector<std::size_t> free_slots_;
     std::uint64_t seq_ = 0;
     double now_ = 0;
     double tick_s_ = 1;

@@ -25,31 +25,42 @@ std::int64_t overlap(unix_ms a, unix_ms b, unix_ms lo, unix_ms hi) noexcept {
     return e > s ? e - s : 0;
 }
 
-// Nearest-rank percentile of a sorted sample: the ceil(p n)-th smallest.
-double percentile(const std::vector<double>& sorted, double p) noexcept {
-    const auto n = sorted.size();
+// Nearest-rank percentile: puts the ceil(p n)-th smallest value of v in place
+// and returns its index. Elements before `from` must already be the smallest
+// and in place (a previous call with a lower p), so ascending calls each work
+// on what is left: linear time overall, the sample is never fully sorted.
+std::size_t select_rank(std::vector<double>& v, std::size_t from, double p) noexcept {
+    const auto n = v.size();
     auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(n)));
-    rank = std::clamp<std::size_t>(rank, 1, n);
-    return sorted[rank - 1];
+    const std::size_t idx = std::clamp<std::size_t>(rank, 1, n) - 1;
+    if (idx >= from)
+        std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(idx),
+                         v.end());
+    return idx;
 }
 
 distribution summarize_sample(std::vector<double>& v) {
     distribution d;
     d.count = v.size();
     if (v.empty()) return d;
-    std::sort(v.begin(), v.end());
     double sum = 0;
-    for (double x : v) sum += x;
+    double max = v.front();
+    for (double x : v) {
+        sum += x;
+        max = std::max(max, x);
+    }
     d.mean = sum / static_cast<double>(v.size());
     if (v.size() > 1) {
         double sq = 0;
         for (double x : v) sq += (x - d.mean) * (x - d.mean);
         d.stddev = std::sqrt(sq / static_cast<double>(v.size() - 1));
     }
-    d.p50 = percentile(v, 0.50);
-    d.p95 = percentile(v, 0.95);
-    d.p99 = percentile(v, 0.99);
-    d.max = v.back();
+    const auto i50 = select_rank(v, 0, 0.50);
+    d.p50 = v[i50];
+    const auto i95 = select_rank(v, i50 + 1, 0.95);
+    d.p95 = v[i95];
+    d.p99 = v[select_rank(v, i95 + 1, 0.99)];
+    d.max = max;
     return d;
 }
 
@@ -259,6 +270,8 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
     std::int64_t area_system = 0, area_queue = 0, area_busy = 0;
 
     for (const auto& [k, r] : records_) {
+        // Done before the window opened: contributes to nothing below.
+        if (r.finished_seen && r.finished <= lo) continue;
         const bool finished = r.finished_seen && r.finished <= now;
         const bool started = r.started != 0 && r.started <= now;
         // The attempt left the queue when it started, or when it finished without running.

@@ -115,6 +115,7 @@ private:
     std::optional<unix_ms> first_tick_;
     unix_ms last_now_ = 0;
     distribution last_service_;  // the newest non-empty service-time sample
+    std::optional<unix_ms> last_up_;  // the last scale-up (follow-through)
 };
 
 boost::json::object to_json(const mmc_prediction& p);

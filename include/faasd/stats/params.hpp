@@ -22,6 +22,7 @@ struct observer_params {
     std::int64_t short_window_ms = 10'000;  ///< reacts to load steps; [1000, 3600000], >= tick_ms
     std::int64_t long_window_ms = 60'000;   ///< scale-down evidence; [short_window_ms, 86400000]
     std::int64_t stale_after_ms = 10'000;   ///< heartbeat / lag sample age after which it is ignored; [tick_ms, 3600000]
+    std::int64_t settle_ms = 1'000;         ///< windows end this long before now, so late events are in; [0, short_window_ms / 2]
 
     // Service target (both enabled conditions must hold).
     std::int64_t target_wait_ms = 1'000;    ///< t in P(Wq > t) <= epsilon; [0, 86400000]

@@ -22,7 +22,8 @@ struct observer_report {
     observer_params params;  ///< the parameters in force
 };
 
-/// One tick's pure work after the events are in: evict, summarize both windows, decide.
+/// One tick's pure work after the events are in: evict at now, summarize both
+/// windows ending at now - p.settle_ms, decide at now.
 observer_report observe_tick(tracker& t, controller& c, int current_workers, const observer_params& p, unix_ms now);
 
 /// {"v":1,"at":…,"measured":{…},"windows":{"short":…,"long":…},"model":{…},"decision":{…},"params":{…}}.
