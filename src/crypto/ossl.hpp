@@ -31,6 +31,11 @@ using ecdsa_sig_ptr = std::unique_ptr<ECDSA_SIG, deleter<ECDSA_SIG, &ECDSA_SIG_f
 inline unsigned char* uc(char* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
 inline const unsigned char* cuc(const char* p) noexcept { return reinterpret_cast<const unsigned char*>(p); }
 
+/// SHA-256 and AES-256-GCM fetched once: OpenSSL 3's implicit fetch (EVP_sha256()
+/// passed to EVP_Digest) costs a provider lookup on every call.
+const EVP_MD* sha256_md();
+const EVP_CIPHER* aes_256_gcm();
+
 /// Throws std::runtime_error naming the call and OpenSSL's first queued error; clears the queue.
 [[noreturn]] inline void throw_openssl(const char* what) {
     unsigned long e = ERR_get_error();

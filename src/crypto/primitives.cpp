@@ -12,10 +12,32 @@
 
 namespace faasd::crypto {
 
+namespace detail {
+
+const EVP_MD* sha256_md() {
+    static const EVP_MD* md = [] {
+        auto* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+        if (m == nullptr) throw_openssl("EVP_MD_fetch(SHA256)");
+        return m;
+    }();
+    return md;
+}
+
+const EVP_CIPHER* aes_256_gcm() {
+    static const EVP_CIPHER* cipher = [] {
+        auto* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+        if (c == nullptr) throw_openssl("EVP_CIPHER_fetch(AES-256-GCM)");
+        return c;
+    }();
+    return cipher;
+}
+
+}  // namespace detail
+
 std::string sha256(std::string_view data) {
     std::string out(SHA256_DIGEST_LENGTH, '\0');
     unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), detail::uc(out.data()), &len, EVP_sha256(), nullptr) != 1)
+    if (EVP_Digest(data.data(), data.size(), detail::uc(out.data()), &len, detail::sha256_md(), nullptr) != 1)
         detail::throw_openssl("EVP_Digest");
     return out;
 }
@@ -35,7 +57,7 @@ std::string sha256_hex(std::string_view data) {
 std::string hmac_sha256(std::string_view key, std::string_view data) {
     std::string out(EVP_MAX_MD_SIZE, '\0');
     unsigned int len = 0;
-    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), detail::cuc(data.data()), data.size(),
+    if (HMAC(detail::sha256_md(), key.data(), static_cast<int>(key.size()), detail::cuc(data.data()), data.size(),
              detail::uc(out.data()), &len) == nullptr)
         detail::throw_openssl("HMAC");
     out.resize(len);

@@ -104,7 +104,7 @@ jobs::sealed_credentials seal(const key_ring& ring, std::string_view job_id, std
 
     detail::cipher_ctx_ptr ctx(EVP_CIPHER_CTX_new());
     if (!ctx) detail::throw_openssl("EVP_CIPHER_CTX_new");
-    if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.key.data(), detail::cuc(nonce.data()), nullptr) != 1)
+    if (EVP_EncryptInit_ex2(ctx.get(), detail::aes_256_gcm(), key.key.data(), detail::cuc(nonce.data()), nullptr) != 1)
         detail::throw_openssl("EVP_EncryptInit_ex2");
     int len = 0;
     if (EVP_EncryptUpdate(ctx.get(), nullptr, &len, detail::cuc(job_id.data()), static_cast<int>(job_id.size())) != 1)
@@ -139,7 +139,7 @@ result<std::string> open(const key_ring& ring, std::string_view job_id, const jo
 
     detail::cipher_ctx_ptr ctx(EVP_CIPHER_CTX_new());
     if (!ctx) detail::throw_openssl("EVP_CIPHER_CTX_new");
-    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key->key.data(), detail::cuc(nonce->data()), nullptr) != 1)
+    if (EVP_DecryptInit_ex2(ctx.get(), detail::aes_256_gcm(), key->key.data(), detail::cuc(nonce->data()), nullptr) != 1)
         detail::throw_openssl("EVP_DecryptInit_ex2");
     int len = 0;
     if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, detail::cuc(job_id.data()), static_cast<int>(job_id.size())) != 1)
