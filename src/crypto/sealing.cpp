@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::size_t nonce_bytes = 12;
 constexpr std::size_t tag_bytes = 16;
+constexpr std::size_t max_plaintext = std::size_t{1} << 30;  // EVP lengths are int
 
 bool valid_id(std::string_view id) noexcept {
     if (id.empty() || id.size() > 64) return false;
@@ -99,6 +100,7 @@ result<key_ring> key_ring::parse(std::string_view spec, std::string* why) {
 
 jobs::sealed_credentials seal(const key_ring& ring, std::string_view job_id, std::string_view plaintext) {
     if (ring.empty()) throw std::logic_error("seal: the credentials key ring is empty");
+    if (plaintext.size() > max_plaintext || job_id.size() > max_plaintext) throw std::length_error("seal: input too large");
     const auto& key = ring.keys_.front();
     auto nonce = random_bytes(nonce_bytes);
 
@@ -134,7 +136,9 @@ result<std::string> open(const key_ring& ring, std::string_view job_id, const jo
     if (key == nullptr) return errc::not_found;
     auto nonce = auth::base64url_decode(sealed.nonce_b64);
     auto data = auth::base64url_decode(sealed.ciphertext_b64);
-    if (!nonce || !data || nonce->size() != nonce_bytes || data->size() < tag_bytes) return errc::bad_message;
+    if (!nonce || !data || nonce->size() != nonce_bytes || data->size() < tag_bytes ||
+        data->size() > max_plaintext + tag_bytes || job_id.size() > max_plaintext)
+        return errc::bad_message;
     auto ct_len = data->size() - tag_bytes;
 
     detail::cipher_ctx_ptr ctx(EVP_CIPHER_CTX_new());
