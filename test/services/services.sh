@@ -276,19 +276,22 @@ keycloak_java_home() {
 java_id() { "$1" -version 2>&1 | cksum | cut -d' ' -f1; }
 
 # Quiet batch Maven; its output goes to stderr, without the colour codes 3.8 still emits.
-run_mvn() {
+# One Maven at a time per cache (the local repository is not safe for concurrent downloads).
+run_mvn() { with_lock "$CACHE_DIR/.lock-mvn" run_mvn_locked "$@"; }
+run_mvn_locked() {
   mvn -B -q -Dstyle.color=never "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | sed '/^$/d' >&2
 }
 
 # ---------------------------------------------------------------- cache: Kafka
 kafka_cache() { echo "$CACHE_DIR/kafka-$KAFKA_VERSION"; }
+kafka_lock() { echo "$CACHE_DIR/.lock-kafka-$KAFKA_VERSION"; }
 kafka_major() { echo "${KAFKA_VERSION%%.*}"; }
 
 ensure_kafka_lib() {
   local d
   d="$(kafka_cache)"
   [[ -f "$d/.complete" ]] && return 0
-  with_lock "$CACHE_DIR/.lock" fetch_kafka_locked
+  with_lock "$(kafka_lock)" fetch_kafka_locked
 }
 
 fetch_kafka_locked() {
@@ -381,7 +384,7 @@ kafka_prepared() {  # java -> 0 if nothing is left to prepare
 
 ensure_kafka_prepared() {
   kafka_prepared "$1" && return 0
-  with_lock "$CACHE_DIR/.lock" prepare_kafka_locked "$1"
+  with_lock "$(kafka_lock)" prepare_kafka_locked "$1"
 }
 
 prepare_kafka_locked() {
@@ -444,10 +447,11 @@ prepare_kafka_locked() {
 
 # ---------------------------------------------------------------- cache: Keycloak
 keycloak_cache() { echo "$CACHE_DIR/keycloak-$KEYCLOAK_VERSION"; }
+keycloak_lock() { echo "$CACHE_DIR/.lock-keycloak-$KEYCLOAK_VERSION"; }
 
 ensure_keycloak_dist() {
   [[ -f "$(keycloak_cache)/.complete" ]] && return 0
-  with_lock "$CACHE_DIR/.lock" fetch_keycloak_locked
+  with_lock "$(keycloak_lock)" fetch_keycloak_locked
 }
 
 fetch_keycloak_locked() {
@@ -886,7 +890,7 @@ keycloak_up() {
     fail_with_log "$dir/keycloak.log" "keycloak not ready after ${KEYCLOAK_TIMEOUT}s"
   done
   if grep -q "Updating the configuration" "$dir/keycloak.log"; then
-    with_lock "$CACHE_DIR/.lock" keycloak_save_augmentation "$home"
+    with_lock "$(keycloak_lock)" keycloak_save_augmentation "$home"
   fi
   keycloak_write_env "$port"
   log "keycloak up: http://127.0.0.1:$port/realms/faas (Keycloak $KEYCLOAK_VERSION, $(($(now) - t0)) s)"
@@ -981,15 +985,9 @@ cmd_up() {
     write_env
     return 0
   fi
-  # Several: fill the caches first (one Maven run at a time), then start all in parallel,
-  # Keycloak first because it is the slowest.
-  local java
-  for s in "${svcs[@]}"; do
-    case "$s" in
-      kafka | kafka3) ensure_kafka_lib; java="$(kafka_java)"; ensure_kafka_prepared "$java" ;;
-      keycloak) ensure_keycloak_dist ;;
-    esac
-  done
+  # Several: all in parallel, Keycloak first because it is the slowest. Each fills its own
+  # cache entry (per-artifact locks; Maven runs one at a time), so Keycloak's download and
+  # start overlap Kafka's download and preparation on a first run.
   for s in keycloak kafka kafka3; do
     [[ " ${svcs[*]} " == *" $s "* ]] || continue
     with_lock "$STATE_DIR/.$s.lock" svc_up "$s" &
