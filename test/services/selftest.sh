@@ -38,7 +38,8 @@ pass "single node: 50 produced (idempotent, acks=all), 50 consumed by a cooperat
 
 step "Kafka 3 nodes: SIGKILL node 2 while producing with acks=all, then restart it"
 topic="selftest3-$$-$RANDOM"
-kcat -b "$FAASD_TEST_KAFKA3" -L 2>/dev/null | grep -q '^ 3 brokers:' || fail "kafka3: not 3 brokers"
+md="$(kcat -b "$FAASD_TEST_KAFKA3" -L 2>/dev/null)"
+[[ "$md" == *$'\n 3 brokers:'* ]] || fail "kafka3: not 3 brokers"
 errf="$(mktemp)"
 (for i in $(seq 1 300); do echo "m-$i"; sleep 0.1; done) |
   kcat -b "$FAASD_TEST_KAFKA3" -P -t "$topic" -X acks=all -X enable.idempotence=true \
@@ -46,7 +47,8 @@ errf="$(mktemp)"
 prod=$!
 sleep 5
 "$FAASD_TEST_KAFKA3_CTL" kafka3-kill 2
-"$S" status | grep -q 'node2=DOWN' || fail "status does not show node2 down"
+st="$("$S" status)"
+[[ "$st" == *"node2=DOWN"* ]] || fail "status does not show node2 down: $st"
 sleep 10
 "$FAASD_TEST_KAFKA3_CTL" kafka3-start 2
 wait "$prod" || fail "producer failed: $(tail -n 5 "$errf")"

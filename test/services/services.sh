@@ -571,6 +571,16 @@ kafka_start_node() {
   echo "$STARTED_PID" >"$dir/node$n.pid"
 }
 
+# A restart (kafka3-start, or up with dead nodes) must use the version and cache of the first
+# start, whatever the caller's environment says (tests call $FAASD_TEST_KAFKA3_CTL bare).
+kafka_load_runtime() {
+  local -a rt
+  [[ -f "$1/runtime" ]] || return 0
+  mapfile -t rt <"$1/runtime"
+  KAFKA_VERSION="${rt[0]}"
+  CACHE_DIR="${rt[1]}"
+}
+
 kafka_nodes() { if [[ "$1" == kafka3 ]]; then echo 1 2 3; else echo 1; fi; }
 
 kafka_bootstrap() {  # svc -> 127.0.0.1:p1,...
@@ -671,6 +681,7 @@ kafka_up() {  # svc
   running="$(kafka_running_nodes "$svc" | xargs)"
   nodes="$(kafka_nodes "$svc" | xargs)"
   if [[ -n "$running" && -f "$dir/java" ]]; then
+    kafka_load_runtime "$dir"
     if [[ "$running" != "$nodes" ]]; then
       for n in $nodes; do
         [[ " $running " == *" $n "* ]] || { log "$svc: restarting node $n"; kafka_start_node "$dir" "$n"; }
@@ -695,6 +706,7 @@ kafka_up() {  # svc
     svc_cleanup "$svc"
     mkdir -p "$dir"
     echo "$java" >"$dir/java"
+    printf '%s\n' "$KAFKA_VERSION" "$CACHE_DIR" >"$dir/runtime"
     claim_ports "$svc" $((2 * $(wc -w <<<"$nodes")))
     voters=""
     for n in $nodes; do voters+="${voters:+,}$n@127.0.0.1:${PORTS[$((2 * n - 1))]}"; done
@@ -755,6 +767,7 @@ kafka3_start() {
   local n="$1" dir="$STATE_DIR/kafka3" port pid deadline t0
   kafka3_node_arg "$n"
   [[ -f "$dir/node$n.properties" && -f "$dir/java" ]] || die "kafka3 is not up (no state in $dir)"
+  kafka_load_runtime "$dir"
   t0=$(now)
   pid="$(cat "$dir/node$n.pid" 2>/dev/null || true)"
   if proc_alive "$pid" "$dir/node$n.properties"; then
@@ -920,7 +933,7 @@ svc_cleanup() {
   local dir="$STATE_DIR/$1"
   [[ -d "$dir" ]] || return 0
   rm -rf "${dir:?}"/data[0-9]* "${dir:?}/home" "$dir"/*.pid "$dir/pid" "$dir/ports" "$dir/env" \
-    "$dir"/node*.properties "$dir/java"
+    "$dir"/node*.properties "$dir/java" "$dir/runtime"
 }
 
 svc_up() {  # run the start in a subshell so a failure can be cleaned up here
