@@ -689,6 +689,14 @@ kafka_up() {  # svc
       done
     fi
     kafka_wait_ready "$svc"
+    if [[ "$running" != "$nodes" ]]; then
+      # like kafka3-start: back means every partition's ISR is complete again
+      local dl=$(($(now) + KAFKA_TIMEOUT))
+      until kafka_isr_complete "$(kafka_bootstrap "$svc")"; do
+        (($(now) < dl)) || fail_with_log "$dir/node1.log" "$svc: ISRs incomplete after ${KAFKA_TIMEOUT}s"
+        sleep 0.5
+      done
+    fi
     kafka_write_env "$svc"
     log "$svc already up: $(kafka_bootstrap "$svc") (re-verified)"
     return 0
