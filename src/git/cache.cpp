@@ -82,6 +82,9 @@ void wipe_file(const fs::path& p) {
     ::unlink(p.c_str());
 }
 
+template <class R>
+using pool_fn = std::function<R(const std::atomic<bool>&)>;
+
 struct resolved_commit {
     std::string oid;
     std::string ref;
@@ -578,11 +581,6 @@ struct repo_cache::impl : std::enable_shared_from_this<impl> {
         return "cred:" + hex(d, 16);
     }
 
-    template <class R>
-    asio::awaitable<R> on_pool(std::function<R(const std::atomic<bool>&)> fn) {
-        co_return co_await detail::async_on_pool<R>(pool, std::move(fn), asio::use_awaitable);
-    }
-
     // Waits (polling, cancellable) for an flock on the key's lock file.
     asio::awaitable<std::optional<prepare_error>> acquire(lock_file& lf, const fs::path& path, int op) {
         if (lf.fd() < 0 && !lf.open(path))
@@ -633,66 +631,47 @@ struct repo_cache::impl : std::enable_shared_from_this<impl> {
         auto lg = log.with({{"repo", url.normalized}, {"want", what}});
 
         lock_file lf;
-        if (auto e = co_await acquire(lf, lock_path, LOCK_SH)) co_return fail(e->code, e->message);
+        auto shared = co_await acquire(lf, lock_path, LOCK_SH);
+        if (shared) co_return fail(shared->code, shared->message);
         ::futimens(lf.fd(), nullptr);  // last use, for LRU
 
-        auto ref = req.ref;
-        auto commit = req.commit;
-        auto staleness = cfg.ref_staleness;
-        auto do_probe = [this, mirror, ref, commit, staleness]() {
-            return on_pool<probe_outcome>([=](const std::atomic<bool>&) { return probe(mirror, ref, commit, staleness); });
-        };
-        auto do_checkout = [this, mirror, dest = req.destination](std::string oid) {
-            return on_pool<checkout_step>([=](const std::atomic<bool>&) { return checkout(mirror, oid, dest); });
-        };
-        auto finish_checkout = [&](resolved_commit rc, prepared_checkout pc) -> asio::awaitable<prepare_result> {
-            auto step = co_await do_checkout(rc.oid);
-            if (step.failure) {
-                std::error_code ec;
-                fs::remove_all(req.destination, ec);
-                co_return fail(git_errc::clone_failed, "checkout failed: " + step.failure->message);
-            }
-            pc.commit = rc.oid;
-            pc.ref = rc.ref;
-            pc.files = step.files;
-            if (pc.cache_hit) ++hits;
-            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-            lg.info("git.prepared", {{"commit", pc.commit}, {"cache_hit", pc.cache_hit}, {"cloned", pc.cloned},
-                                     {"fetched", pc.fetched}, {"files", pc.files}, {"ms", ms.count()}});
-            co_return pc;
+        const std::string ref = req.ref;
+        const std::string commit = req.commit;
+        const auto staleness = cfg.ref_staleness;
+        // Note: no temporaries with destructors inside co_await expressions
+        // (GCC 12 coroutine bugs): pool functions are named locals, passed by reference.
+        pool_fn<probe_outcome> probe_fn = [mirror, ref, commit, staleness](const std::atomic<bool>&) {
+            return probe(mirror, ref, commit, staleness);
         };
 
         // 1. Shared lock: the mirror may already have what we need.
-        auto pr = co_await do_probe();
+        probe_outcome pr = co_await detail::async_on_pool<probe_outcome>(pool, probe_fn, asio::use_awaitable);
+        prepared_checkout pc;
         if (pr.commit) {
-            prepared_checkout pc;
             pc.cache_hit = true;
-            co_return co_await finish_checkout(*pr.commit, pc);
+            co_return co_await finish_checkout(req, mirror, *pr.commit, pc, started, lg);
         }
 
         // 2. Exclusive lock: look again (another job may have fetched), then fetch.
         ::flock(lf.fd(), LOCK_UN);
-        if (auto e = co_await acquire(lf, lock_path, LOCK_EX)) co_return fail(e->code, e->message);
-        pr = co_await do_probe();
+        auto exclusive = co_await acquire(lf, lock_path, LOCK_EX);
+        if (exclusive) co_return fail(exclusive->code, exclusive->message);
+        pr = co_await detail::async_on_pool<probe_outcome>(pool, probe_fn, asio::use_awaitable);
         if (pr.commit && (!commit.empty() || pr.fresh)) {
-            prepared_checkout pc;
             pc.cache_hit = true;
-            co_return co_await finish_checkout(*pr.commit, pc);
+            co_return co_await finish_checkout(req, mirror, *pr.commit, pc, started, lg);
         }
 
-        prepared_checkout pc;
-        bool exists = pr.exists;
+        const bool exists = pr.exists;
+        pool_fn<network_outcome> net_fn = [mirror, tmp_root = tmp, exists, fetch_url = url.fetch_url,
+                                           creds = req.credentials, progress = req.on_progress](const std::atomic<bool>& cancel) {
+            return clone_or_fetch(mirror, tmp_root, exists, fetch_url, creds, progress, cancel);
+        };
         for (int attempt = 1;; ++attempt) {
             pc.attempts = attempt;
-            auto creds = req.credentials;
-            auto progress = req.on_progress;
-            auto fetch_url = url.fetch_url;
-            auto tmp_root = tmp;
             if (exists) ++fetches;
             lg.info(exists ? "git.fetch" : "git.clone", {{"attempt", attempt}});
-            auto net = co_await on_pool<network_outcome>([=](const std::atomic<bool>& cancel) {
-                return clone_or_fetch(mirror, tmp_root, exists, fetch_url, creds, progress, cancel);
-            });
+            network_outcome net = co_await detail::async_on_pool<network_outcome>(pool, net_fn, asio::use_awaitable);
             bool cancelled = net.cancelled ||
                              (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
             if (!net.failure) {
@@ -716,16 +695,43 @@ struct repo_cache::impl : std::enable_shared_from_this<impl> {
                 co_return fail(git_errc::cancelled, "cancelled while waiting to retry the fetch");
         }
 
-        auto rs = co_await on_pool<resolve_step>([=](const std::atomic<bool>&) { return resolve_in(mirror, ref, commit); });
+        pool_fn<resolve_step> resolve_fn = [mirror, ref, commit](const std::atomic<bool>&) { return resolve_in(mirror, ref, commit); };
+        resolve_step rs = co_await detail::async_on_pool<resolve_step>(pool, resolve_fn, asio::use_awaitable);
         if (rs.failure) co_return fail(classify(*rs.failure, git_stage::resolve, false), "cannot resolve '" + what + "': " + rs.failure->message);
         if (!rs.commit)
             co_return fail(git_errc::ref_not_found, (commit.empty() ? "ref '" + what + "' does not exist in "
                                                                     : "commit " + what + " is not on any branch or tag of ") +
                                                         url.normalized);
-        auto result = co_await finish_checkout(*rs.commit, pc);
+        prepare_result result = co_await finish_checkout(req, mirror, *rs.commit, pc, started, lg);
         lf.reset();
         if (result) schedule_eviction(key);
         co_return result;
+    }
+
+    // Checks the resolved commit out into req.destination and completes the result.
+    asio::awaitable<prepare_result> finish_checkout(const prepare_request& req, const fs::path& mirror,
+                                                    const resolved_commit& rc, prepared_checkout& pc,
+                                                    std::chrono::steady_clock::time_point started, const faasd::logger& lg) {
+        pool_fn<checkout_step> fn = [mirror, oid = rc.oid, dest = req.destination](const std::atomic<bool>&) {
+            return checkout(mirror, oid, dest);
+        };
+        checkout_step step = co_await detail::async_on_pool<checkout_step>(pool, fn, asio::use_awaitable);
+        if (step.failure) {
+            std::error_code ec;
+            fs::remove_all(req.destination, ec);
+            ++failures;
+            std::string message = "checkout failed: " + step.failure->message;
+            lg.warn("git.prepare_failed", {{"code", "clone_failed"}, {"reason", message}});
+            co_return prepare_error{git_errc::clone_failed, std::move(message)};
+        }
+        pc.commit = rc.oid;
+        pc.ref = rc.ref;
+        pc.files = step.files;
+        if (pc.cache_hit) ++hits;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        lg.info("git.prepared", {{"commit", pc.commit}, {"cache_hit", pc.cache_hit}, {"cloned", pc.cloned},
+                                 {"fetched", pc.fetched}, {"files", pc.files}, {"ms", ms.count()}});
+        co_return pc;
     }
 
     static double jitter() {
@@ -798,13 +804,17 @@ asio::awaitable<prepare_result> repo_cache::prepare(prepare_request req) {
     // change the caller's cancellation filter.
     auto self = impl_;  // outlives the inner coroutine
     auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::co_spawn(ex, self->prepare(std::move(req)), asio::use_awaitable);
+    auto op = self->prepare(std::move(req));
+    prepare_result r = co_await asio::co_spawn(ex, std::move(op), asio::use_awaitable);
+    co_return r;
 }
 
 asio::awaitable<std::size_t> repo_cache::evict() {
     auto self = impl_;
     impl* p = self.get();
-    co_return co_await self->on_pool<std::size_t>([p](const std::atomic<bool>&) { return p->evict_now({}); });
+    pool_fn<std::size_t> fn = [p](const std::atomic<bool>&) { return p->evict_now({}); };
+    std::size_t n = co_await detail::async_on_pool<std::size_t>(self->pool, fn, asio::use_awaitable);
+    co_return n;
 }
 
 std::uint64_t repo_cache::disk_usage() const { return dir_bytes(impl_->mirrors); }

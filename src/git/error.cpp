@@ -66,7 +66,8 @@ git_errc classify(const libgit2_failure& f, git_stage stage, bool cancelled) noe
     // authentication or transport message, so look for it first.
     if (contains_any(msg, {"repository not found", "could not find repository", "not a git repository",
                            "does not appear to be a git repository", "not exported", "no such repository",
-                           "status code: 404", "404 not found", "repository does not exist"}))
+                           "status code: 404", "404 not found", "repository does not exist",
+                           "failed to resolve path"}))
         return git_errc::repo_not_found;
     if (f.code == GIT_EAUTH ||
         contains_any(msg, {"authentication", "status code: 401", "status code: 403", "credentials",

@@ -20,7 +20,7 @@
 namespace faasd::git::detail {
 
 template <class R, class Token>
-auto async_on_pool(boost::asio::thread_pool& pool, std::function<R(const std::atomic<bool>&)> fn, Token&& token) {
+auto async_on_pool(boost::asio::thread_pool& pool, const std::function<R(const std::atomic<bool>&)>& fn, Token&& token) {
     namespace asio = boost::asio;
     return asio::async_initiate<Token, void(std::exception_ptr, R)>(
         [&pool](auto handler, std::function<R(const std::atomic<bool>&)> f) {
@@ -44,7 +44,7 @@ auto async_on_pool(boost::asio::thread_pool& pool, std::function<R(const std::at
                 });
             });
         },
-        token, std::move(fn));
+        token, fn);
 }
 
 }  // namespace faasd::git::detail

@@ -35,7 +35,10 @@ TEST_CASE("libgit2 failures map to stable codes", "[git][unit]") {
     const row rows[] = {
         // What libgit2 1.5 reports for each situation (seen in the integration tests).
         {GIT_ENOTFOUND, GIT_ERROR_REPOSITORY, "could not find repository at '/tmp/x'", git_stage::fetch, git_errc::repo_not_found},
+        {GIT_ERROR, GIT_ERROR_OS, "failed to resolve path '/srv/nope.git': No such file or directory", git_stage::fetch, git_errc::repo_not_found},
         {GIT_ERROR, GIT_ERROR_NET, "unexpected http status code: 404", git_stage::fetch, git_errc::repo_not_found},
+        {GIT_ERROR, GIT_ERROR_NET, "remote error: no such repository: /nope.git", git_stage::fetch, git_errc::repo_not_found},
+        {GIT_EAUTH, GIT_ERROR_HTTP, "remote authentication required but no callback set", git_stage::fetch, git_errc::auth_failed},
         {GIT_ERROR, GIT_ERROR_NET, "remote error: access denied or repository not exported: /nope.git", git_stage::fetch, git_errc::repo_not_found},
         {GIT_EAUTH, GIT_ERROR_NET, "authentication failed: the server rejected the job's credentials", git_stage::fetch, git_errc::auth_failed},
         {GIT_ERROR, GIT_ERROR_HTTP, "unexpected http status code: 401", git_stage::fetch, git_errc::auth_failed},
