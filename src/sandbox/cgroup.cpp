@@ -45,6 +45,7 @@ struct mount_info {
     fs::path cgroup2;
     fs::path v1_memory;
     fs::path v1_pids;
+    fs::path v1_cpuacct;
 };
 
 mount_info find_mounts() {
@@ -66,6 +67,7 @@ mount_info find_mounts() {
             while (std::getline(os, opt, ',')) {
                 if (opt == "memory" && m.v1_memory.empty()) m.v1_memory = mountpoint;
                 if (opt == "pids" && m.v1_pids.empty()) m.v1_pids = mountpoint;
+                if (opt == "cpuacct" && m.v1_cpuacct.empty()) m.v1_cpuacct = mountpoint;
             }
         }
     }
@@ -107,6 +109,7 @@ bool probe(const fs::path& parent, const std::string& limit_file, const std::str
 std::unique_ptr<cgroup_manager> cgroup_manager::detect(const std::string& parent, std::string& detail) {
     auto m = find_mounts();
     auto mgr = std::unique_ptr<cgroup_manager>(new cgroup_manager());
+    mgr->parent_ = parent;
     if (!m.cgroup2.empty()) {
         auto controllers = read_file(m.cgroup2 / "cgroup.controllers");
         if (has_word(controllers, "memory") && has_word(controllers, "pids")) {
@@ -114,7 +117,7 @@ std::unique_ptr<cgroup_manager> cgroup_manager::detect(const std::string& parent
                 auto p = m.cgroup2 / parent;
                 if (probe(p, "memory.max", "67108864") && probe(p, "pids.max", "64")) {
                     mgr->version_ = 2;
-                    mgr->memory_parent_ = mgr->pids_parent_ = p;
+                    mgr->memory_parent_ = mgr->pids_parent_ = mgr->cpu_parent_ = p;
                     detail = "cgroup v2 at " + p.string();
                     return mgr;
                 }
@@ -129,6 +132,9 @@ std::unique_ptr<cgroup_manager> cgroup_manager::detect(const std::string& parent
         mgr->memory_parent_ = m.v1_memory / parent;
     if (!m.v1_pids.empty() && make_parent(m.v1_pids, parent, false) && probe(m.v1_pids / parent, "pids.max", "64"))
         mgr->pids_parent_ = m.v1_pids / parent;
+    if ((mgr->memory() || mgr->pids()) && !m.v1_cpuacct.empty() && make_parent(m.v1_cpuacct, parent, false) &&
+        fs::exists(m.v1_cpuacct / parent / "cpuacct.usage"))
+        mgr->cpu_parent_ = m.v1_cpuacct / parent;  // accounting only
     if (mgr->memory() || mgr->pids()) {
         mgr->version_ = 1;
         detail += "cgroup v1:";
@@ -140,20 +146,36 @@ std::unique_ptr<cgroup_manager> cgroup_manager::detect(const std::string& parent
     return nullptr;
 }
 
+cgroup_manager::~cgroup_manager() {
+    for (const auto& p : {memory_parent_, pids_parent_, cpu_parent_})
+        if (!p.empty()) ::rmdir(p.c_str());
+}
+
 std::unique_ptr<job_cgroup> cgroup_manager::create(const std::string& name, std::uint64_t memory_bytes,
                                                    std::uint32_t pids_max) {
     std::vector<fs::path> dirs;
-    fs::path memory_dir, pids_dir;
+    fs::path memory_dir, pids_dir, cpu_dir;
     auto mk = [&](const fs::path& parent) {
         auto d = parent / name;
-        if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
+        if (::mkdir(d.c_str(), 0755) != 0 && errno == ENOENT) {
+            // Another process removed the (empty) parent meanwhile: make it again.
+            auto mount = parent;
+            for (const auto& part : fs::path(parent_)) {
+                (void)part;
+                mount = mount.parent_path();
+            }
+            make_parent(mount, parent_, version_ == 2);
+            ::mkdir(d.c_str(), 0755);
+        }
+        if (!fs::is_directory(d))
             throw std::system_error(errno, std::generic_category(), "mkdir " + d.string());
         if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
         return d;
     };
     if (memory()) memory_dir = mk(memory_parent_);
     if (pids()) pids_dir = mk(pids_parent_);
-    auto cg = std::make_unique<job_cgroup>(version_, dirs, memory_dir, pids_dir);
+    if (!cpu_parent_.empty()) cpu_dir = mk(cpu_parent_);
+    auto cg = std::make_unique<job_cgroup>(version_, dirs, memory_dir, pids_dir, cpu_dir);
     auto must = [&](const fs::path& p, const std::string& v) {
         if (!write_file(p, v)) throw std::system_error(errno, std::generic_category(), "write " + p.string());
     };
@@ -171,8 +193,9 @@ std::unique_ptr<job_cgroup> cgroup_manager::create(const std::string& name, std:
     return cg;
 }
 
-job_cgroup::job_cgroup(int version, std::vector<fs::path> dirs, fs::path memory_dir, fs::path pids_dir)
-    : version_(version), dirs_(std::move(dirs)), memory_dir_(std::move(memory_dir)), pids_dir_(std::move(pids_dir)) {
+job_cgroup::job_cgroup(int version, std::vector<fs::path> dirs, fs::path memory_dir, fs::path pids_dir, fs::path cpu_dir)
+    : version_(version), dirs_(std::move(dirs)), memory_dir_(std::move(memory_dir)), pids_dir_(std::move(pids_dir)),
+      cpu_dir_(std::move(cpu_dir)) {
     for (const auto& d : dirs_) {
         int fd = ::open((d / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -202,6 +225,15 @@ std::uint64_t job_cgroup::oom_kills() const {
 std::uint64_t job_cgroup::pids_max_hits() const {
     if (pids_dir_.empty()) return 0;
     return read_key(pids_dir_ / "pids.events", "max");
+}
+
+std::uint64_t job_cgroup::cpu_usec() const {
+    if (cpu_dir_.empty()) return 0;
+    if (version_ == 2) return read_key(cpu_dir_ / "cpu.stat", "usage_usec");
+    std::ifstream f(cpu_dir_ / "cpuacct.usage");
+    std::uint64_t ns = 0;
+    f >> ns;
+    return ns / 1000;
 }
 
 std::vector<pid_t> job_cgroup::pids() const {

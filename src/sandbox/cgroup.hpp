@@ -16,7 +16,7 @@ namespace faasd::sandbox::detail {
 class job_cgroup {
 public:
     job_cgroup(int version, std::vector<std::filesystem::path> dirs, std::filesystem::path memory_dir,
-               std::filesystem::path pids_dir);
+               std::filesystem::path pids_dir, std::filesystem::path cpu_dir);
     ~job_cgroup();  ///< kills what is left and removes the directories (best effort)
     job_cgroup(const job_cgroup&) = delete;
     job_cgroup& operator=(const job_cgroup&) = delete;
@@ -24,6 +24,8 @@ public:
     const std::vector<int>& procs_fds() const noexcept { return fds_; }
     std::uint64_t oom_kills() const;
     std::uint64_t pids_max_hits() const;
+    /// CPU time of every process that ran in the cgroup (microseconds; 0 if unknown).
+    std::uint64_t cpu_usec() const;
     std::vector<pid_t> pids() const;
     /// SIGKILL to every process (cgroup.kill on v2).
     void kill_all();
@@ -33,7 +35,7 @@ public:
 private:
     int version_;
     std::vector<std::filesystem::path> dirs_;
-    std::filesystem::path memory_dir_, pids_dir_;
+    std::filesystem::path memory_dir_, pids_dir_, cpu_dir_;
     std::vector<int> fds_;
     bool removed_ = false;
 };
@@ -42,6 +44,9 @@ class cgroup_manager {
 public:
     /// Finds a usable hierarchy under <mount>/<parent>; nullptr when none (detail says why).
     static std::unique_ptr<cgroup_manager> detect(const std::string& parent, std::string& detail);
+    /// Removes the parent directories if no job cgroup is left in them (other
+    /// processes may still use them: then rmdir fails, harmlessly).
+    ~cgroup_manager();
 
     int version() const noexcept { return version_; }
     bool memory() const noexcept { return !memory_parent_.empty(); }
@@ -52,7 +57,8 @@ public:
 
 private:
     int version_ = 0;
-    std::filesystem::path memory_parent_, pids_parent_;  // equal on v2
+    std::string parent_;
+    std::filesystem::path memory_parent_, pids_parent_, cpu_parent_;  // equal on v2
 };
 
 /// Pids of all descendants of root (not root itself), from /proc.

@@ -81,13 +81,20 @@ run_status classify(const exit_observation& o) {
         s.message = std::move(msg);
         return s;
     };
+    const auto& t = o.stderr_tail;
+    // Without a pids cgroup there is no counter: recognise failed forks by their messages.
+    const bool fork_failures =
+        o.pids_max_hits > 0 ||
+        (!o.pids_by_cgroup && (contains(t, "fork: retry: Resource temporarily unavailable") ||
+                               contains(t, "fork: Resource temporarily unavailable") || contains(t, "can't fork") ||
+                               contains(t, "BlockingIOError: [Errno 11]")));
     if (o.cancelled) return set(run_outcome::cancelled, "the job was cancelled");
     if (exited && code == 0 && !o.timed_out && !o.output_exceeded && !o.disk_exceeded)
         return set(run_outcome::succeeded, "");
     if (o.output_exceeded) return set(run_outcome::output_limit, "the function wrote more output than allowed and was killed");
     if (o.oom_kills > 0) return set(run_outcome::memory_limit, "the function exceeded its memory limit and was killed");
     if (o.timed_out) {
-        if (o.pids_max_hits > 0)
+        if (fork_failures)
             return set(run_outcome::pids_limit, "the function hit its process limit (fork bomb?) and ran until the deadline");
         return set(run_outcome::timeout, "the function did not finish within its time limit");
     }
@@ -96,15 +103,10 @@ run_status classify(const exit_observation& o) {
         return set(run_outcome::cpu_limit, "the function used up its CPU time limit");
     if ((!exited && sig == SIGXFSZ) || o.disk_exceeded)
         return set(run_outcome::disk_limit, "the function wrote more data than its disk limit allows");
-    if (o.pids_max_hits > 0) return set(run_outcome::pids_limit, "the function hit its process limit");
-    const auto& t = o.stderr_tail;
+    if (fork_failures) return set(run_outcome::pids_limit, "the function hit its process limit");
     if (!o.memory_by_cgroup && (contains(t, "MemoryError") || contains(t, "Cannot allocate memory") ||
                                 contains(t, "std::bad_alloc") || contains(t, "out of memory")))
         return set(run_outcome::memory_limit, "the function could not allocate memory within its limit");
-    if (!o.pids_by_cgroup && (contains(t, "fork: retry: Resource temporarily unavailable") ||
-                              contains(t, "fork: Resource temporarily unavailable") ||
-                              contains(t, "can't fork") || contains(t, "BlockingIOError: [Errno 11]")))
-        return set(run_outcome::pids_limit, "the function hit its process limit");
     if (contains(t, "No space left on device") || contains(t, "File too large"))
         return set(run_outcome::disk_limit, "the function ran out of disk space");
     if (!exited) return set(run_outcome::killed_by_signal, "the function was killed by " + signal_name(sig));

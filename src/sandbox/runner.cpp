@@ -520,7 +520,12 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                         {RLIMIT_NOFILE, lim.open_files, lim.open_files},
                         {RLIMIT_CORE, 0, 0}};
         if (!caps.memory_cgroup) spec.rlimits.push_back({RLIMIT_AS, lim.memory_bytes, lim.memory_bytes});
-        if (uid) spec.rlimits.push_back({RLIMIT_NPROC, lim.max_processes + 3u, lim.max_processes + 3u});
+        if (uid) {
+            // With a pids cgroup RLIMIT_NPROC is only a backstop, so that the cgroup
+            // (which counts what hit it) is the limit that fires.
+            rlim_t nproc = (lim.max_processes + 3u) * (caps.pids_cgroup ? 2u : 1u);
+            spec.rlimits.push_back({RLIMIT_NPROC, nproc, nproc});
+        }
         spec.uid = uid;
         if (cg) spec.cgroup_fds = cg->procs_fds();
         std::optional<std::string> not_found;
@@ -641,6 +646,8 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         res.cpu = std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                   std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
         res.max_rss_kb = static_cast<std::uint64_t>(ru.ru_maxrss);
+        // bwrap does not reap its pid 1, so rusage misses the function: the cgroup knows better.
+        if (cg) res.cpu = std::max(res.cpu, std::chrono::microseconds(cg->cpu_usec()));
         res.stdout_text = st->out_cap.text();
         res.stderr_text = st->err_cap.text();
         res.stdout_truncated = st->out_cap.truncated();
@@ -749,7 +756,9 @@ function_runner::~function_runner() = default;
 asio::awaitable<run_result> function_runner::run(run_request req) {
     auto self = impl_;
     auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::co_spawn(ex, self->run(std::move(req)), asio::use_awaitable);
+    auto op = self->run(std::move(req));  // no temporaries inside co_await (GCC 12)
+    run_result r = co_await asio::co_spawn(ex, std::move(op), asio::use_awaitable);
+    co_return r;
 }
 
 const sandbox_capabilities& function_runner::capabilities() const noexcept { return impl_->caps; }

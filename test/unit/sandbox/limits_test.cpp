@@ -137,6 +137,10 @@ TEST_CASE("without cgroups, stderr tells memory and process limits apart", "[san
     CHECK(classify(fork).outcome == run_outcome::pids_limit);
     fork.pids_by_cgroup = true;
     CHECK(classify(fork).outcome == run_outcome::exit_nonzero);
+    auto bomb = signalled(SIGKILL);  // a fork bomb under RLIMIT_NPROC, killed at the deadline
+    bomb.timed_out = true;
+    bomb.stderr_tail = "bash: fork: retry: Resource temporarily unavailable\n";
+    CHECK(classify(bomb).outcome == run_outcome::pids_limit);
 
     auto disk = exited(1);
     disk.stderr_tail = "write error: No space left on device";
