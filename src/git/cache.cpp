@@ -75,7 +75,6 @@ void wipe_file(const fs::path& p) {
         if (::fstat(fd, &st) == 0 && st.st_size > 0) {
             std::string zeros(static_cast<std::size_t>(st.st_size), '\0');
             [[maybe_unused]] auto n = ::write(fd, zeros.data(), zeros.size());
-            ::fsync(fd);
         }
         ::close(fd);
     }

@@ -48,9 +48,11 @@ bool has_control_or_space(std::string_view s) {
 }
 
 void finish(repo_url& u) {
-    u.normalized = u.scheme + "://" + u.host;
-    if (u.port != 0) u.normalized += ":" + std::to_string(u.port);
-    u.normalized += normalize_path(u.path);
+    // append(), not operator+: GCC 12 -O2 warns falsely (-Wrestrict) about the latter.
+    u.normalized.clear();
+    u.normalized.append(u.scheme).append("://").append(u.host);
+    if (u.port != 0) u.normalized.append(":").append(std::to_string(u.port));
+    u.normalized.append(normalize_path(u.path));
 }
 
 result<repo_url> parse_scp_like(std::string_view s) {

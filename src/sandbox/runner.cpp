@@ -80,7 +80,6 @@ void wipe(const fs::path& p) {
                 if (n <= 0) break;
                 left -= n;
             }
-            ::fdatasync(fd);
         }
         ::close(fd);
     }
