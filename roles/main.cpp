@@ -38,7 +38,9 @@ void add_commands(const CLI::App& app, const std::string& prefix, boost::json::a
         std::string path = prefix.empty() ? sub->get_name() : prefix + " " + sub->get_name();
         boost::json::array options;
         for (const CLI::Option* o : sub->get_options()) {
-            if (o->get_lnames().empty() || o->get_lnames().front() == "help") continue;
+            const auto& names = o->get_lnames();
+            if (names.empty() || names.front() == "help" || names.front() == "help-all" || names.front() == "version")
+                continue;
             options.push_back({{"name", o->get_lnames().front()},
                                {"env", o->get_envname()},
                                {"default", o->get_default_str()},
