@@ -426,10 +426,11 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
     }
 }
 
-TEST_CASE("Kumori checks fail on a broken manifest", "[deploy][integration]") {
-    // A copy of the module with three faults; check.sh must report each.
-    faasd::test::temp_dir tmp("faasd-kumori-mutant");
-    auto module = tmp.path() / "deploy/kumori";
+namespace {
+
+/// A copy of deploy/kumori under `root` (without the generated cue.mod/pkg link).
+std::filesystem::path copy_kumori_module(const std::filesystem::path& root) {
+    auto module = root / "deploy/kumori";
     std::filesystem::create_directories(module);
     for (const auto& e : std::filesystem::directory_iterator(source_dir() / "deploy/kumori")) {
         auto name = e.path().filename().string();
@@ -438,6 +439,32 @@ TEST_CASE("Kumori checks fail on a broken manifest", "[deploy][integration]") {
     }
     std::filesystem::create_directories(module / "cue.mod");
     std::filesystem::copy(source_dir() / "deploy/kumori/cue.mod/module.cue", module / "cue.mod/module.cue");
+    return module;
+}
+
+}  // namespace
+
+TEST_CASE("Kumori: scale.sh sets the workers' hsize and updates the deployment", "[deploy][integration]") {
+    faasd::test::temp_dir tmp("faasd-kumori-scale");
+    auto module = copy_kumori_module(tmp.path());
+    auto r = faasd::test::run_process({"/bin/bash", (module / "scale.sh").string(), "7"}, {"KAM=echo"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out ==
+          "ctl update deployment faasd --deployment " + (module / "faas_deployment").string() + " --yes --wait 5m\n");
+    CHECK(faasd::test::run_process({"/bin/bash", (module / "scale.sh").string(), "many"}, {"KAM=echo"}).exit_code == 2);
+    auto check = d::kumori_check(tmp.path() / "out", module);
+    INFO(check.out << check.err);
+    REQUIRE(check.exit_code == 0);
+    auto dep = d::parse_kumori(json::parse(d::read_text(tmp.path() / "out/faas_deployment.json")));
+    CHECK(dep.role("worker")->hsize == 7);
+    CHECK(dep.role("frontend")->hsize == kumori().faas.role("frontend")->hsize);  // nothing else changed
+}
+
+TEST_CASE("Kumori checks fail on a broken manifest", "[deploy][integration]") {
+    // A copy of the module with three faults; check.sh must report each.
+    faasd::test::temp_dir tmp("faasd-kumori-mutant");
+    auto module = copy_kumori_module(tmp.path());
     auto mutate = [&](const std::string& file, const std::string& from, const std::string& to) {
         auto text = d::read_text(module / file);
         auto pos = text.find(from);

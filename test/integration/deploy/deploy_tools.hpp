@@ -134,7 +134,7 @@ inline boost::json::value compose_config(const std::string& file, const std::map
 /// output into `out_dir`; returns its result (exit code and output).
 inline process_result kumori_check(const fs::path& out_dir, const fs::path& module_dir = {}) {
     fs::path dir = module_dir.empty() ? source_dir() / "deploy/kumori" : module_dir;
-    return run_process({"/bin/bash", (dir / "check.sh").string(), out_dir.string()}, {{"CUE", cue_binary()}}, {},
+    return run_process({"/bin/bash", (dir / "check.sh").string(), out_dir.string()}, {"CUE=" + cue_binary()}, {},
                        std::chrono::seconds(300));
 }
 
