@@ -77,7 +77,7 @@ namespace {
 
 json::value compose_doc() {
     return json::parse(R"({"services":{
-      "kafka1":{"image":"apache/kafka:3.9.1","environment":{"KAFKA_NODE_ID":"1"},"healthcheck":{"test":["CMD","true"]},
+      "kafka1":{"image":"apache/kafka:4.1.1","environment":{"KAFKA_NODE_ID":"1"},"healthcheck":{"test":["CMD","true"]},
                 "restart":"unless-stopped","networks":{"faasd":null}},
       "frontend":{"image":"faasd:0.1.0","command":["frontend"],"restart":"unless-stopped",
                   "environment":{"FAASD_KAFKA_BROKERS":"kafka1:9092","FAASD_TOPIC_PREFIX":"faasd.",
@@ -121,7 +121,7 @@ TEST_CASE("is_faasd_image accepts any registry path of the faasd image", "[deplo
     CHECK(d::is_faasd_image("faasd:0.1.0"));
     CHECK(d::is_faasd_image("registry.hub.docker.com/faasd/faasd:0.1.0"));
     CHECK(d::is_faasd_image("localhost/faasd:check"));
-    CHECK_FALSE(d::is_faasd_image("apache/kafka:3.9.1"));
+    CHECK_FALSE(d::is_faasd_image("apache/kafka:4.1.1"));
     CHECK_FALSE(d::is_faasd_image("faasd-tools:1"));
 }
 
