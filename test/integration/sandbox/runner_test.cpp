@@ -401,7 +401,7 @@ TEST_CASE("cancelling a run terminates the function", "[sandbox][integration]") 
     b.check_healthy();
 }
 
-TEST_CASE("--sandbox=none still clears the environment, applies limits and kills the group", "[sandbox][integration]") {
+TEST_CASE("sandbox mode none still clears the environment, applies limits and kills the group", "[sandbox][integration]") {
     ::setenv("FAASD_TEST_WORKER_SECRET", "worker-secret-value-1234", 1);
     bench b(none_mode());
     CHECK(b.runner->capabilities().mode == sandbox_mode::none);
