@@ -71,6 +71,7 @@ public:
         if (assign_only_) return make_error(errc::invalid_arg, "subscribe needs a group_id");
         tpl_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
         for (const auto& t : topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+        slow_call_guard slow(log_, "rd_kafka_subscribe");
         if (auto err = rd_kafka_subscribe(rk(), list.get())) return rd_error(err, "subscribe");
         log_.info("kafka.subscribed", {{"group", group_id_}, {"topics", static_cast<std::int64_t>(topics.size())}});
         return {};
@@ -79,6 +80,7 @@ public:
     result<void> assign(const std::vector<topic_partition>& parts) {
         check_open();
         auto list = to_rd_list(parts);
+        slow_call_guard slow(log_, "rd_kafka_assign");
         if (auto err = rd_kafka_assign(rk(), parts.empty() ? nullptr : list.get())) return rd_error(err, "assign");
         eof_.clear();
         for (const auto& p : parts) eof_[{p.topic, p.partition}] = false;
@@ -240,7 +242,11 @@ private:
     bool drain(std::vector<message>& out, std::size_t max_batch) {
         bool became = false;
         for (int guard = 0; out.size() < max_batch && guard < 100000; ++guard) {
-            message_ptr m(rd_kafka_consumer_poll(rk(), 0));
+            message_ptr m;
+            {
+                slow_call_guard slow(log_, "rd_kafka_consumer_poll");
+                m.reset(rd_kafka_consumer_poll(rk(), 0));
+            }
             if (!m) break;
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 out.push_back(to_message(m.get()));
@@ -301,6 +307,7 @@ private:
     }
 
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+        slow_call_guard slow(log_, "rebalance");
         bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk()), "COOPERATIVE") == 0;
         auto list = from_rd_list(parts);
         for (auto& p : list) p.offset = offset_invalid;
@@ -357,6 +364,7 @@ private:
         auto [id, slot] = new_request();
         if (closed_) return {id, slot};
         auto list = to_rd_list(positions);
+        slow_call_guard slow(log_, "rd_kafka_commit_queue");
         rd_kafka_queue_t* mainq = rd_kafka_queue_get_main(rk());
         auto err = rd_kafka_commit_queue(rk(), list.get(), mainq, nullptr, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
         rd_kafka_queue_destroy(mainq);
@@ -404,25 +412,34 @@ private:
             log_, "kafka.commit_on_revoke");
     }
 
+    void serve_close_queue(rd_kafka_queue_t* q) {
+        slow_call_guard slow(log_, "serve_close_queue");
+        while (rd_kafka_event_t* raw = rd_kafka_queue_poll(q, 0)) {
+            event_ptr ev(raw);
+            if (rd_kafka_event_type(raw) == RD_KAFKA_EVENT_REBALANCE)
+                on_rebalance(rd_kafka_event_error(raw), rd_kafka_event_topic_partition_list(raw));
+            else if (rd_kafka_event_type(raw) == RD_KAFKA_EVENT_ERROR)
+                log_.debug("kafka.close_event", {{"error", rd_kafka_event_error_string(raw)}});
+        }
+    }
+
     // Leaves the group through rd_kafka_consumer_close_queue(): rebalance
     // events are forwarded to a queue we serve here, on the loop, so the
     // revoke hook runs on the loop thread as usual.
     asio::awaitable<void> leave_group() {
         queue_watcher closeq(loop_, rd_kafka_queue_new(rk()));
-        rd_error_ptr err(rd_kafka_consumer_close_queue(rk(), closeq.get()));
+        rd_error_ptr err;
+        {
+            slow_call_guard slow(log_, "rd_kafka_consumer_close_queue");
+            err.reset(rd_kafka_consumer_close_queue(rk(), closeq.get()));
+        }
         if (err) {
             log_.warn("kafka.close_failed", {{"error", rd_error(err.get()).message()}});
             co_return;
         }
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         while (!rd_kafka_consumer_closed(rk())) {
-            while (rd_kafka_event_t* raw = rd_kafka_queue_poll(closeq.get(), 0)) {
-                event_ptr ev(raw);
-                if (rd_kafka_event_type(raw) == RD_KAFKA_EVENT_REBALANCE)
-                    on_rebalance(rd_kafka_event_error(raw), rd_kafka_event_topic_partition_list(raw));
-                else if (rd_kafka_event_type(raw) == RD_KAFKA_EVENT_ERROR)
-                    log_.debug("kafka.close_event", {{"error", rd_kafka_event_error_string(raw)}});
-            }
+            serve_close_queue(closeq.get());
             if (rd_kafka_consumer_closed(rk())) break;
             if (std::chrono::steady_clock::now() >= deadline) {
                 log_.warn("kafka.close_timeout", {{"group", group_id_}});

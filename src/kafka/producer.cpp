@@ -271,7 +271,11 @@ private:
         }
         add(RD_KAFKA_VTYPE_MSGFLAGS).u.i = RD_KAFKA_MSG_F_COPY;
         add(RD_KAFKA_VTYPE_OPAQUE).u.ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(id));
-        rd_error_ptr err(rd_kafka_produceva(rk(), vus.data(), vus.size()));
+        rd_error_ptr err;
+        {
+            slow_call_guard slow(log_, "rd_kafka_produceva");
+            err.reset(rd_kafka_produceva(rk(), vus.data(), vus.size()));
+        }
         if (!err) {
             ++in_flight_;
             return std::nullopt;

@@ -63,7 +63,11 @@ void client_core::create(rd_kafka_type_t type, conf_ptr conf, int destroy_flags)
     bool log_queue = rd_kafka_conf_get(conf.get(), "log.queue", value, &size) == RD_KAFKA_CONF_OK &&
                      std::strcmp(value, "true") == 0;
     char errstr[512];
-    rd_kafka_t* rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
+    rd_kafka_t* rk = nullptr;
+    {
+        slow_call_guard slow(log_, "rd_kafka_new");
+        rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
+    }
     if (rk == nullptr) throw exception(make_error(errc::invalid_arg, errstr));
     conf.release();  // owned by rk now
     holder_ = std::make_shared<rk_holder>(rk, destroy_flags);
@@ -111,6 +115,7 @@ void client_core::on_event(rd_kafka_event_t*) {}
 bool client_core::serve_main() {
     if (!main_q_ || main_q_->get() == nullptr) return false;
     // A bounded batch keeps the loop fair to other coroutines.
+    slow_call_guard guard(log_, "serve_main");
     for (int n = 0; n < 2000; ++n) {
         rd_kafka_event_t* ev = rd_kafka_queue_poll(main_q_->get(), 0);
         if (ev == nullptr) {
@@ -251,6 +256,7 @@ asio::awaitable<void> client_core::monitor() {
 }
 
 void client_core::stop_loop_side() noexcept {
+    slow_call_guard slow(log_, "stop_loop_side");
     closed_ = true;
     monitor_timer_.cancel();
     if (main_q_) {

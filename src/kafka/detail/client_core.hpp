@@ -103,6 +103,27 @@ private:
     asio::steady_timer monitor_timer_;
 };
 
+/// Measures a librdkafka call made on the loop thread and logs
+/// `kafka.slow_call` (warn) if it took longer than 50 ms: such calls (e.g.
+/// rd_kafka_incremental_assign, which waits for librdkafka's main thread)
+/// delay every other coroutine.
+class slow_call_guard {
+public:
+    slow_call_guard(const faasd::logger& log, const char* what) : log_(log), what_(what), t0_(std::chrono::steady_clock::now()) {}
+    ~slow_call_guard() {
+        auto d = std::chrono::steady_clock::now() - t0_;
+        if (d > std::chrono::milliseconds(50))
+            log_.warn("kafka.slow_call", {{"call", what_}, {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count()}});
+    }
+    slow_call_guard(const slow_call_guard&) = delete;
+    slow_call_guard& operator=(const slow_call_guard&) = delete;
+
+private:
+    const faasd::logger& log_;
+    const char* what_;
+    std::chrono::steady_clock::time_point t0_;
+};
+
 /// Spawns a background coroutine on `ex` that logs (and swallows) its exception.
 void spawn_logged(const asio::any_io_executor& ex, asio::awaitable<void> task, faasd::logger log, const char* what);
 

@@ -1,9 +1,9 @@
 #include "detail/common.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -195,15 +195,29 @@ void queue_watcher::clear() noexcept {
 }
 
 asio::awaitable<bool> queue_watcher::wait_for(std::chrono::steady_clock::duration timeout) {
-    using namespace asio::experimental::awaitable_operators;
+    // A timer that cancels the fd wait, rather than awaitable operators:
+    // `a || b` throws multiple_exceptions when both are cancelled together
+    // (a cancelled poll), and we want plain operation_aborted.
+    struct state {
+        bool active = true;
+        bool timed_out = false;
+    };
+    auto st = std::make_shared<state>();
     asio::steady_timer timer(sd_.get_executor(), timeout);
-    auto which = co_await (sd_.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable) ||
-                           timer.async_wait(asio::use_awaitable));
-    if (which.index() == 0) {
+    timer.async_wait([st, this](boost::system::error_code ec) {
+        if (ec || !st->active) return;
+        st->timed_out = true;
+        cancel();
+    });
+    auto [ec] = co_await sd_.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
+    st->active = false;
+    timer.cancel();
+    if (!ec) {
         clear();
         co_return true;
     }
-    co_return false;
+    if (st->timed_out) co_return false;
+    throw boost::system::system_error(ec);
 }
 
 asio::awaitable<void> queue_watcher::wait() {

@@ -5,12 +5,15 @@
 #include <faasd/kafka/kafka.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 /// REQUIRE(co_await x) trips GCC 12 (a Catch2 assertion keeps array-typed
@@ -49,7 +53,7 @@ public:
             std::lock_guard lock(st->mu);
             st->lines.emplace_back(line);
             if (echo) std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
-        }, false);
+        }, /*timestamps=*/echo);
     }
     int count(std::string_view needle) const {
         std::lock_guard lock(state_->mu);
@@ -98,13 +102,29 @@ inline boost::asio::awaitable<std::vector<message>> poll_for(consumer& c, std::c
     co_return out;
 }
 
+/// The time this thread has spent runnable but waiting for a CPU
+/// (/proc/thread-self/schedstat, second field), or -1 if unavailable.
+inline std::int64_t thread_run_delay_ns() {
+    std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+    if (!f) return -1;
+    long long on_cpu = 0, waiting = 0;
+    int n = std::fscanf(f, "%lld %lld", &on_cpu, &waiting);
+    std::fclose(f);
+    return n == 2 ? waiting : -1;
+}
+
 /// Measures how late a 10 ms periodic timer fires on the loop (responsiveness).
+/// Besides the raw lateness it reports the lateness *not* explained by the
+/// loop thread waiting for a CPU (run-queue delay from schedstat): on an
+/// oversubscribed machine the raw figure measures the machine, the other one
+/// measures whether the loop blocked or computed for too long.
 class lateness_probe {
 public:
     explicit lateness_probe(boost::asio::any_io_executor ex) : timer_(ex) {}
     void start() {
         running_ = true;
         next_ = std::chrono::steady_clock::now() + period_;
+        last_delay_ns_ = -2;
         arm();
     }
     void stop() {
@@ -112,18 +132,36 @@ public:
         timer_.cancel();
     }
     std::chrono::milliseconds max_lateness() const { return std::chrono::duration_cast<std::chrono::milliseconds>(max_); }
+    /// The largest lateness minus the CPU wait of the loop thread during it.
+    std::chrono::milliseconds max_unexplained() const {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(max_unexplained_);
+    }
+    bool schedstat_available() const { return last_delay_ns_ >= 0; }
+    /// When the worst tick was due.
+    std::chrono::steady_clock::time_point max_at() const { return max_at_; }
     long ticks() const { return ticks_; }
+    /// Ticks more than 50 ms late.
+    long late_ticks() const { return late_; }
 
 private:
     void arm() {
         timer_.expires_at(next_);
         timer_.async_wait([this](boost::system::error_code ec) {
             if (ec || !running_) return;
-            auto late = std::chrono::steady_clock::now() - next_;
-            max_ = std::max(max_, late);
+            auto now = std::chrono::steady_clock::now();
+            auto late = now - next_;
+            auto delay = thread_run_delay_ns();
+            auto waited = std::chrono::nanoseconds(last_delay_ns_ >= 0 && delay >= 0 ? delay - last_delay_ns_ : 0);
+            last_delay_ns_ = delay;
+            if (late > max_) {
+                max_ = late;
+                max_at_ = next_;
+            }
+            max_unexplained_ = std::max<std::chrono::steady_clock::duration>(max_unexplained_, late - waited);
+            if (late > std::chrono::milliseconds(50)) ++late_;
             ++ticks_;
             next_ += period_;
-            if (next_ < std::chrono::steady_clock::now()) next_ = std::chrono::steady_clock::now() + period_;
+            if (next_ < now) next_ = now + period_;
             arm();
         });
     }
@@ -132,8 +170,34 @@ private:
     std::chrono::steady_clock::time_point next_;
     std::chrono::steady_clock::duration period_ = std::chrono::milliseconds(10);
     std::chrono::steady_clock::duration max_{};
+    std::chrono::steady_clock::duration max_unexplained_{};
+    std::chrono::steady_clock::time_point max_at_{};
+    std::int64_t last_delay_ns_ = -2;
     long ticks_ = 0;
+    long late_ = 0;
     bool running_ = false;
+};
+
+/// The same probe on its own thread and io_context, doing nothing else: how
+/// late timers fire on this machine anyway (CPU starvation, not our loop).
+class control_probe {
+public:
+    control_probe() : probe_(ioc_.get_executor()) {
+        probe_.start();
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+    ~control_probe() { stop(); }
+    void stop() {
+        if (!thread_.joinable()) return;
+        boost::asio::post(ioc_, [this] { probe_.stop(); });
+        thread_.join();
+    }
+    const lateness_probe& probe() const { return probe_; }
+
+private:
+    boost::asio::io_context ioc_;
+    lateness_probe probe_;
+    std::thread thread_;
 };
 
 inline boost::asio::awaitable<void> sleep(std::chrono::milliseconds d) {

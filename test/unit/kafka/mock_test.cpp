@@ -7,6 +7,8 @@
 
 #include <faasd/kafka/kafka.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -449,4 +451,54 @@ TEST_CASE("mock cluster: topics and recommended properties", "[kafka][unit]") {
     auto props = mock_cluster::recommended_consumer_properties();
     CHECK(props.at("fetch.wait.max.ms") == "5");
     create_faasd_topics(c, faasd::jobs::topic_names::with_prefix("x."), 2);
+}
+
+TEST_CASE("consume: poll is cancellable, and close() ends an outstanding poll", "[kafka][unit]") {
+    fixture f;
+    auto topic = faasd::test::unique_name("cancel");
+    f.cluster.create_topic(topic, 1);
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            consumer c(ex, f.consumer_opts("w"));
+            std::vector<std::string> topics{topic};
+            CO_REQUIRE(co_await c.assign_topics(topics));
+            (void)co_await c.poll(10, 2s);  // reaches the (empty) end
+            REQUIRE(c.caught_up());
+
+            // Cancellation through the awaiting coroutine's slot.
+            asio::cancellation_signal cancel;
+            bool aborted = false, finished = false;
+            asio::co_spawn(ex, c.poll(10),
+                           asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, std::vector<message>) {
+                               finished = true;
+                               try {
+                                   if (e) std::rethrow_exception(e);
+                               } catch (const boost::system::system_error& se) {
+                                   aborted = se.code() == asio::error::operation_aborted;
+                               }
+                           }));
+            co_await testing::sleep(100ms);
+            CHECK_FALSE(finished);
+            cancel.emit(asio::cancellation_type::terminal);
+            co_await testing::sleep(50ms);
+            CHECK(finished);
+            CHECK(aborted);
+
+            // close() while a poll waits: the poll returns an empty batch.
+            bool closed_poll_returned = false;
+            std::size_t got = 99;
+            asio::co_spawn(ex, c.poll(10), [&](std::exception_ptr e, std::vector<message> ms) {
+                closed_poll_returned = !e;
+                got = ms.size();
+            });
+            co_await testing::sleep(100ms);
+            co_await c.close();
+            co_await testing::sleep(50ms);
+            CHECK(closed_poll_returned);
+            CHECK(got == 0);
+            auto after = co_await c.poll(10, 10ms);
+            CHECK(after.empty());
+        },
+        20s);
 }
