@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
         std::printf("%-40s %10s %12s %10s %10s %12s %12s %10s %10s\n", "repository", "git clone", "clone -d 1",
                     "cold", "warm", "warm (ref)", "alternates", "clone/warm", "mirror MiB");
         for (const auto& r : rows)
-            std::printf("%-40s %10.1f %12.1f %10.1f %10.2f %12.2f %12.2f %9.0fx %10.1f\n", r.name.c_str(), r.git_full,
+            std::printf("%-40s %10.1f %12.1f %10.1f %10.2f %12.2f %12.2f %9.0fx %10.2f\n", r.name.c_str(), r.git_full,
                         r.git_shallow, r.cold, r.warm, r.warm_ref, r.alternates, r.git_full / r.warm,
                         static_cast<double>(r.bytes) / (1 << 20));
         std::printf("\ncold = first prepare (bare mirror clone + checkout), warm = cached commit (no network),\n"

@@ -69,7 +69,8 @@ result<repo_url> parse_scp_like(std::string_view s) {
     if (hostpart.empty() || path.empty() || hostpart.find_first_of("/@[]") != std::string_view::npos)
         return errc::invalid_argument;
     u.host = lower(hostpart);
-    u.path = path.front() == '/' ? std::string(path) : "/" + std::string(path);
+    if (path.front() != '/') u.path.push_back('/');
+    u.path.append(path);
     u.fetch_url = std::string(s);
     finish(u);
     return u;

@@ -562,6 +562,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             co_return res;
         }
 
+        const auto spawned_at = std::chrono::steady_clock::now();
         auto proc = detail::spawn_process(spec);
         st->pid = proc.pid;
         st->pidfd.assign(proc.pidfd);
@@ -614,6 +615,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                 throw boost::system::system_error(ec, "waiting for the function");
             }
         }
+        const auto exited_at = std::chrono::steady_clock::now();
         int wstatus = 0;
         struct rusage ru {};
         while (::wait4(st->pid, &wstatus, WNOHANG, &ru) == -1 && errno == EINTR) {
@@ -725,12 +727,15 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         // Remove the cgroup once its processes are gone (they were killed above).
         if (cg) {
             asio::steady_timer t(ex);
-            for (int i = 0; i < 100 && !cg->remove(); ++i) {
+            bool removed = cg->remove();
+            auto delay = 1ms;  // the pid namespace is usually gone within a few milliseconds
+            for (int i = 0; i < 60 && !removed; ++i, delay = std::min(delay * 2, 20ms)) {
                 cg->kill_all();
-                t.expires_after(10ms);
+                t.expires_after(delay);
                 co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+                removed = cg->remove();
             }
-            if (!cg->remove()) lg.warn("sandbox.cgroup_busy");
+            if (!removed) lg.warn("sandbox.cgroup_busy");
         }
 
         lg.info("sandbox.finished",
@@ -742,7 +747,9 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                  {"stdout_bytes", res.stdout_bytes},
                  {"stderr_bytes", res.stderr_bytes},
                  {"outputs", res.outputs.size()},
-                 {"network", network}});
+                 {"network", network},
+                 {"setup_ms", std::chrono::duration<double, std::milli>(spawned_at - started).count()},
+                 {"cleanup_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - exited_at).count()}});
         co_return res;
     }
 };

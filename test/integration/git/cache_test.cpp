@@ -12,6 +12,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -384,4 +385,47 @@ TEST_CASE("the cache stays within its size by evicting the least recently used m
     auto back = prepare(cache, request(urls[1], "main", "", e.dest("1b")));
     REQUIRE(back.has_value());
     CHECK(back->cloned);
+}
+
+TEST_CASE("the event loop keeps running while a clone is in progress", "[git][integration]") {
+    env e;
+    auto r = e.make_repo("big");
+    for (int i = 0; i < 4; ++i) r.write("blob" + std::to_string(i) + ".bin", tg::random_bytes(5 << 20, 300 + i));
+    r.commit("big");
+    tg::git_daemon daemon(e.served, e.tmp.path());
+    repo_cache cache(e.config(), e.log);
+
+    // A ticker on the same single-threaded io_context: if libgit2 ran on the
+    // loop, the ticker would stall for the whole clone.
+    std::chrono::steady_clock::duration max_gap{0}, clone_time{0};
+    int ticks = 0;
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            bool done = false;
+            asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+                asio::steady_timer t(ex);
+                auto last = std::chrono::steady_clock::now();
+                while (!done) {
+                    t.expires_after(5ms);
+                    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+                    auto now = std::chrono::steady_clock::now();
+                    max_gap = std::max(max_gap, now - last);
+                    last = now;
+                    ++ticks;
+                }
+            }, asio::detached);
+            auto started = std::chrono::steady_clock::now();
+            auto req = request(daemon.url("big.git"), "main", "", e.dest("x"));
+            auto res = co_await cache.prepare(req);
+            clone_time = std::chrono::steady_clock::now() - started;
+            done = true;
+            REQUIRE(res.has_value());
+            CHECK(res->cloned);
+        },
+        120s);
+    INFO("clone " << std::chrono::duration_cast<std::chrono::milliseconds>(clone_time).count() << " ms, max loop gap "
+                  << std::chrono::duration_cast<std::chrono::milliseconds>(max_gap).count() << " ms, " << ticks << " ticks");
+    CHECK(ticks > 5);
+    CHECK(max_gap < std::max<std::chrono::steady_clock::duration>(250ms, clone_time / 4));
 }
