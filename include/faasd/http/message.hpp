@@ -37,6 +37,7 @@ struct request {
     fields headers;
     std::string body;
     std::string remote;  ///< peer address, for logs and rate limits
+    std::string request_id;  ///< from X-Request-Id when acceptable, else made by the server
 
     std::optional<std::string_view> query_param(std::string_view name) const;
 };
