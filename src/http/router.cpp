@@ -1,5 +1,7 @@
 #include <faasd/http/router.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -137,17 +139,17 @@ router::match_result router::match(std::string_view method, std::string_view raw
     match_result m;
     if (raw_path.empty() || raw_path.front() != '/') return m;
 
-    std::vector<std::string_view> raw;
-    raw.reserve(8);
+    // Paths are short: keep the segments on the stack (no allocation per request).
+    boost::container::small_vector<std::string_view, 12> raw;
     split_path(raw_path, raw);
-    std::vector<std::string> segs(raw.size());
+    boost::container::small_vector<std::string, 12> segs(raw.size());
     for (std::size_t i = 0; i < raw.size(); ++i)
         if (!decode_segment(raw[i], segs[i])) return m;
 
     const route* best = nullptr;        // best route with an acceptable method
     const route* best_get = nullptr;    // best GET route, the HEAD fallback
     const route* best_path = nullptr;   // best route for the path, any method
-    std::vector<std::string_view> allowed;
+    boost::container::small_vector<std::string_view, 8> allowed;
     for (const auto& rp : routes_) {
         const route& r = *rp;
         if (r.segments.size() != segs.size()) continue;

@@ -8,8 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -212,8 +211,8 @@ asio::awaitable<void> server::impl::run(std::shared_ptr<impl> self) {
     self->log.info("http.listening", {{"address", self->cfg.address}, {"port", self->bound_port.load()}});
 
     while (!self->stopping) {
-        auto [ec, sock] = co_await self->acceptor.async_accept(asio::any_io_executor(asio::make_strand(self->ex)),
-                                                               use_tuple);
+        auto conn_ex = self->cfg.multi_threaded ? asio::any_io_executor(asio::make_strand(self->ex)) : self->ex;
+        auto [ec, sock] = co_await self->acceptor.async_accept(conn_ex, use_tuple);
         if (ec) {
             if (self->stopping || ec == asio::error::operation_aborted) break;
             // E.g. EMFILE: back off briefly rather than spin.
@@ -576,30 +575,45 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<impl> self, s
             // 6. The handler, within its deadline.
             response res;
             auto timeout = rt.info.options.timeout.value_or(cfg.handler_timeout);
+            // The handler runs inline in this coroutine. Its deadline is a per-connection
+            // timer that, when it fires, emits terminal cancellation into this coroutine's
+            // own slot: whatever the handler awaits is cancelled. No extra coroutine, no
+            // parallel group: a deadline costs one timer wait per request.
+            const bool deadline = timeout.count() > 0;
+            if (deadline) {
+                auto gen = ++c->deadline_gen;
+                c->timed_out = false;
+                c->deadline.expires_after(timeout);
+                c->deadline.async_wait([c, gen](boost::system::error_code ec) {
+                    if (ec || gen != c->deadline_gen) return;
+                    c->timed_out = true;
+                    c->cancel.emit(asio::cancellation_type::terminal);
+                });
+            }
+            std::exception_ptr failure;
             try {
-                if (timeout.count() > 0) {
-                    // Race the handler against its deadline; the loser is cancelled. (Not
-                    // awaitable_operators' ||: in Boost 1.81 it waits for the first *success*,
-                    // so a throwing handler would be reported only at the deadline.)
-                    asio::steady_timer timer(c->ex, timeout);
-                    auto [order, error, value, timer_ec] =
-                        co_await asio::experimental::make_parallel_group(
-                            asio::co_spawn(c->ex, rt.fn(req, match.params), asio::deferred),
-                            timer.async_wait(asio::deferred))
-                            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-                    (void)timer_ec;
-                    if (order[0] == 0) {
-                        if (error) std::rethrow_exception(error);
-                        res = std::move(value);
-                    } else {
-                        self->log.warn("http.handler_timeout", {{"route", route_label}, {"rid", rid}});
-                        res = response::problem(503, "timeout", "The request took too long");
-                    }
-                } else {
-                    res = co_await rt.fn(req, match.params);
+                res = co_await rt.fn(req, match.params);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            if (deadline) {
+                ++c->deadline_gen;
+                c->deadline.cancel();
+            }
+            if (deadline && c->timed_out) {
+                c->timed_out = false;
+                co_await asio::this_coro::reset_cancellation_state();
+                self->log.warn("http.handler_timeout", {{"route", route_label}, {"rid", rid}});
+                res = response::problem(503, "timeout", "The request took too long");
+            } else if (failure) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const std::exception& e) {
+                    self->log.error("http.handler_failed",
+                                    {{"route", route_label}, {"rid", rid}, {"error", e.what()}});
+                } catch (...) {
+                    self->log.error("http.handler_failed", {{"route", route_label}, {"rid", rid}});
                 }
-            } catch (const std::exception& e) {
-                self->log.error("http.handler_failed", {{"route", route_label}, {"rid", rid}, {"error", e.what()}});
                 res = response::problem(500, "internal", "Internal error");
             }
 
@@ -607,7 +621,9 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<impl> self, s
             keep_alive = keep_alive && !self->stopping;
             int status = res.status;
             auto bres = self->to_beast(std::move(res), breq, rid, head, keep_alive);
-            auto wec = co_await self->write(*c, bres);
+            c->stream.expires_after(cfg.write_timeout);
+            auto [wec, wn] = co_await bhttp::async_write(c->stream, bres, use_tuple);
+            (void)wn;
             self->record(method, route_label, status, start, rid, *c);
             if (wec) break;
             if (!keep_alive) break;

@@ -61,6 +61,9 @@ struct connection {
     bool idle = true;                             ///< strand: waiting for the next request
     std::shared_ptr<ws_session_impl> ws;          ///< strand: set while a WebSocket handler runs
     asio::cancellation_signal cancel;             ///< strand: bound to the connection coroutine
+    asio::steady_timer deadline{ex};              ///< strand: the running handler's deadline
+    std::uint64_t deadline_gen = 0;               ///< strand: invalidates a deadline that fired late
+    bool timed_out = false;                       ///< strand: the deadline cancelled the handler
 };
 
 /// The WebSocket session behind the ws_session interface.

@@ -7,8 +7,8 @@
 //   ...
 //   srv.stop(std::chrono::seconds(10));        // graceful; run() completes when drained
 //
-// One coroutine per connection, each on its own strand of the given executor
-// (so the io_context may run on several threads). Keep-alive, pipelined
+// One coroutine per connection (on its own strand when multi_threaded is set,
+// so the io_context may run on several threads). Keep-alive, pipelined
 // requests answered in order, a deadline on every read and write, header and
 // body limits (413/431 problem+json), 404/405 problem+json, HEAD, a request id,
 // an access log line and metrics per request.
@@ -49,6 +49,11 @@ struct server_config {
     std::size_t header_limit = 16 * 1024;       ///< request line + headers, bytes (else 431)
     std::uint64_t body_limit = 1024 * 1024;     ///< request body, bytes, unless the route overrides (else 413)
     std::size_t max_connections = 10'000;       ///< further connections are closed at once
+    /// Set when the io_context runs on more than one thread: each connection
+    /// then runs on its own strand. Off (the faasd default of one loop thread),
+    /// connections use the executor as given, which is cheaper: a type-erased
+    /// strand executor is heap-allocated on every copy Asio makes of it.
+    bool multi_threaded = false;
 
     /// Waiting for the first byte of the next request on a keep-alive connection.
     std::chrono::milliseconds idle_timeout{60'000};

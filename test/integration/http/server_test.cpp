@@ -128,9 +128,12 @@ TEST_CASE("server keeps connections alive and answers routes, 404, 405, HEAD", "
 }
 
 TEST_CASE("server answers pipelined requests in order", "[http][integration]") {
+    const bool multi_threaded = GENERATE(false, true);  // strand per connection, or not
     run_coroutine([&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
-        test_server ts(ex, hello_routes());
+        server_config cfg;
+        cfg.multi_threaded = multi_threaded;
+        test_server ts(ex, hello_routes(), cfg);
         auto c = co_await raw_conn::open(ts.port);
         co_await c.send(get("/hello?name=1") + "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc" +
                         get("/hello?name=3"));
