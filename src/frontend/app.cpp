@@ -546,48 +546,50 @@ std::optional<std::string_view> bearer_of(std::optional<std::string_view> header
 }
 }  // namespace
 
-awaitable<dispatch_result> frontend_app::handle(const http::request& req) {
-    dispatch_result out;
+awaitable<http::response> frontend_app::invoke(const route& r, const http::request& req,
+                                               std::map<std::string, std::string, std::less<>> params) {
+    http::response res;
     try {
-        std::map<std::string, std::string, std::less<>> params;
-        const route* found = nullptr;
-        std::string allow;
-        for (const auto& r : routes) {
-            if (!match_path(r.pattern, req.path, params)) continue;
-            if (r.method == req.method) {
-                found = &r;
-                break;
-            }
-            allow += (allow.empty() ? "" : ", ") + std::string(r.method);
-        }
-        if (!found) {
-            if (!allow.empty()) {
-                out.res = make_problem(problems::method_not_allowed);
-                out.res.headers.set("Allow", allow);
-                out.route = "method_not_allowed";
-            } else {
-                out.res = make_problem(problems::not_found);
-            }
-            co_return out;
-        }
-        // Re-match to get the params of the chosen route.
-        match_path(found->pattern, req.path, params);
-        out.route = found->name;
         request_context ctx{req, std::move(params), std::nullopt, *this};
-        if (found->who != access::public_) {
+        if (r.who != access::public_) {
             auto token = bearer_of(req.headers.get("Authorization"));
-            auto a = co_await authenticate(token, found->who);
-            if (auto* res = std::get_if<http::response>(&a)) {
-                out.res = std::move(*res);
-                co_return out;
-            }
+            auto a = co_await authenticate(token, r.who);
+            if (auto* failed = std::get_if<http::response>(&a)) co_return std::move(*failed);
             ctx.who = std::move(std::get<caller>(a));
         }
-        out.res = co_await found->fn(ctx);
+        res = co_await r.fn(ctx);
     } catch (const std::exception& e) {
-        log_.error("http.handler_failed", {{"route", out.route}, {"error", e.what()}});
-        out.res = make_problem(problems::internal);
+        log_.error("http.handler_failed", {{"route", r.name}, {"error", e.what()}});
+        res = make_problem(problems::internal);
     }
+    co_return res;
+}
+
+awaitable<dispatch_result> frontend_app::handle(const http::request& req) {
+    dispatch_result out;
+    std::map<std::string, std::string, std::less<>> params;
+    const route* found = nullptr;
+    std::string allow;
+    for (const auto& r : routes) {
+        if (!match_path(r.pattern, req.path, params)) continue;
+        if (r.method == req.method) {
+            found = &r;
+            break;
+        }
+        allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+    }
+    if (!found) {
+        if (!allow.empty()) {
+            out.res = make_problem(problems::method_not_allowed);
+            out.res.headers.set("Allow", allow);
+            out.route = "method_not_allowed";
+        } else {
+            out.res = make_problem(problems::not_found);
+        }
+        co_return out;
+    }
+    out.route = found->name;
+    out.res = co_await invoke(*found, req, std::move(params));
     co_return out;
 }
 

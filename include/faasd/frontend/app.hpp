@@ -123,6 +123,11 @@ public:
     /// an exception from a handler becomes a 500 problem (and a log line).
     boost::asio::awaitable<dispatch_result> handle(const http::request& req);
 
+    /// Runs one route of the table for a request another router already
+    /// matched: authentication, authorisation, handler, exceptions to 500.
+    boost::asio::awaitable<http::response> invoke(const route& r, const http::request& req,
+                                                  std::map<std::string, std::string, std::less<>> params);
+
     /// Authenticates a bearer token from an Authorization header value, a
     /// WebSocket subprotocol or a first message: the caller, or a 401/403/503
     /// response to send instead.

@@ -9,8 +9,8 @@
 //     extends the session (same subject only);
 //   * subscriptions to own job ids or to all own jobs (admins may subscribe to
 //     any id); every change is sent as {"type":"job","job":<Job>};
-//   * the session ends with close code 4002 when the token expires, 4008 when
-//     the client is too slow (its bounded queue is full), 4001 on bad tokens.
+//   * the session ends with close code 4002 when the token expires, 1013 when
+//     the client is too slow (1013: its bounded queue is full), 4001 on bad tokens.
 //
 // Loop-thread only.
 
@@ -38,7 +38,7 @@ inline constexpr std::uint16_t unauthorized = 4001;     ///< no valid token (mis
 inline constexpr std::uint16_t token_expired = 4002;    ///< the token expired; reconnect with a fresh one
 inline constexpr std::uint16_t forbidden = 4003;        ///< the token lacks faas-user, or re-auth changed the user
 inline constexpr std::uint16_t unavailable = 4004;      ///< keys could not be loaded; retry later
-inline constexpr std::uint16_t slow_consumer = 4008;    ///< the outgoing queue overflowed
+inline constexpr std::uint16_t slow_consumer = 1013;    ///< "Try Again Later": the outgoing queue overflowed
 }  // namespace ws_close
 
 /// The subprotocol the server selects, and the prefix of the token-carrying one.

@@ -24,14 +24,22 @@ struct ws_run {
                        });
         pump();
     }
-    // Runs the loop until it is idle for a moment.
-    void pump(std::chrono::milliseconds d = std::chrono::milliseconds(30)) {
+    // Runs every ready handler until none is left (timers that have not
+    // expired stay pending): deterministic, whatever the machine's load.
+    void pump() {
+        for (int i = 0; i < 10000; ++i) {
+            h.ioc.restart();
+            if (h.ioc.poll() == 0) break;
+        }
+    }
+    void pump_for(std::chrono::milliseconds d) {
         h.ioc.restart();
         h.ioc.run_for(d);
+        pump();
     }
     bool wait_done(std::chrono::milliseconds max = std::chrono::seconds(3)) {
         auto deadline = std::chrono::steady_clock::now() + max;
-        while (!done && std::chrono::steady_clock::now() < deadline) pump(std::chrono::milliseconds(10));
+        while (!done && std::chrono::steady_clock::now() < deadline) pump_for(std::chrono::milliseconds(10));
         return done;
     }
     void say(const std::string& m) {
