@@ -72,7 +72,8 @@ void add_frontend_options(CLI::App& app, frontend_config& c) {
     app.add_option("--clock-leeway", c.clock_leeway, "Clock skew allowed for exp, nbf and iat")
         ->capture_default_str()->group(auth);
     app.add_option("--jwks-refresh-cooldown", c.jwks_refresh_cooldown,
-                   "Least time between two key-set refreshes caused by unknown key ids")
+                   "A token key id still unknown after a key-set fetch is not looked up again for this long "
+                   "(fetches caused by unknown key ids happen at most once per second, single flight)")
         ->capture_default_str()->group(auth);
     app.add_option("--jwks-max-age", c.jwks_max_age, "Refresh the key set at least this often")
         ->capture_default_str()->group(auth);
