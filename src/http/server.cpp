@@ -337,7 +337,14 @@ bhttp::response<bhttp::string_body> server::impl::to_beast(response&& r, const b
                                                           const std::string& rid, bool head,
                                                           bool keep_alive) const {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), req.version()};
-    for (auto& [k, v] : r.headers.items()) res.insert(k, v);
+    for (auto& [k, v] : r.headers.items()) {
+        // Beast writes header values verbatim: never let CR/LF through (header injection).
+        if (k.empty() || k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) {
+            log.error("http.bad_response_header", {{"name", k.find_first_of("\r\n") == std::string::npos ? k : "?"}});
+            continue;
+        }
+        res.insert(k, v);
+    }
     if (!cfg.request_id_header.empty()) res.set(cfg.request_id_header, rid);
     res.keep_alive(keep_alive);
     bool no_body = r.status < 200 || r.status == 204 || r.status == 304;
@@ -561,7 +568,8 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<impl> self, s
                 if (session->accepted()) {
                     session->close(failure ? close_code::internal_error : close_code::normal, "");
                     co_await session->wait_done();
-                    self->record(method, route_label, 101, start, rid, *c);
+                    // Beast answers a malformed upgrade itself (400).
+                    self->record(method, route_label, session->handshake_ok() ? 101 : 400, start, rid, *c);
                 } else {
                     auto rej = session->take_rejection();
                     response r = failure ? response::problem(500, "internal", "Internal error")

@@ -87,6 +87,8 @@ public:
 
     // Used by the connection coroutine (strand).
     bool accepted() const noexcept { return accepted_; }
+    /// The opening handshake completed (strand).
+    bool handshake_ok() const noexcept { return handshake_ok_; }
     bool rejected() const noexcept { return rejected_.has_value(); }
     /// The rejection response, once (strand).
     std::optional<response> take_rejection() { return std::exchange(rejected_, std::nullopt); }
@@ -116,6 +118,7 @@ private:
     std::optional<websocket::stream<beast::tcp_stream>> ws_;  // strand
     beast::flat_buffer rbuf_;                                  // handler
     bool accepted_ = false;                                    // strand
+    bool handshake_ok_ = false;                                // strand
     std::optional<response> rejected_;                         // strand
     asio::steady_timer wake_;                                  // strand
     asio::steady_timer done_timer_;                            // strand

@@ -105,6 +105,7 @@ asio::awaitable<boost::system::error_code> ws_session_impl::accept(std::optional
         force_close();
         co_return ec;
     }
+    handshake_ok_ = true;
     {
         std::lock_guard lock(mu_);
         open_ = true;

@@ -41,6 +41,12 @@ router hello_routes() {
         }, {.timeout = std::chrono::milliseconds(200)})
         .add("DELETE", "/jobs/{id}", [](const request&, const route_params&) -> asio::awaitable<response> {
             co_return response{204, {}, {}};
+        })
+        .add("GET", "/inject", [](const request&, const route_params&) -> asio::awaitable<response> {
+            response r = response::text(200, "ok");
+            r.headers.add("X-Bad", "a\r\nSet-Cookie: stolen=1");
+            r.headers.add("X-Good", "fine");
+            co_return r;
         });
     return r;
 }
@@ -97,7 +103,14 @@ TEST_CASE("server keeps connections alive and answers routes, 404, 405, HEAD", "
         auto r6 = co_await c.read();
         CHECK(r6.result_int() == 204);
 
-        // Still the same connection: six answers, one accept.
+        co_await c.send(get("/inject"));
+        auto r7 = co_await c.read();
+        CHECK(r7.result_int() == 200);
+        CHECK(r7["X-Good"] == "fine");
+        CHECK(r7.find("X-Bad") == r7.end());  // a header with CR/LF is dropped, not injected
+        CHECK(r7.find("Set-Cookie") == r7.end());
+
+        // Still the same connection: seven answers, one accept.
         co_await c.send(get("/hello"));
         {
             auto got1 = co_await c.read();
