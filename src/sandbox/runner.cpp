@@ -570,6 +570,16 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         st->out.assign(proc.stdout_fd);
         st->err.assign(proc.stderr_fd);
         st->exec_status.assign(proc.exec_status_fd);
+        // If anything below throws, the processes must not outlive the run.
+        struct reap_guard {
+            run_state* st;
+            ~reap_guard() {
+                if (st->reaped) return;
+                st->kill_now();
+                ::waitpid(st->pid, nullptr, 0);  // exceptional path: SIGKILLed, returns at once
+                st->reaped = true;
+            }
+        } reap_on_throw{st.get()};
         st->readers_done.expires_at(std::chrono::steady_clock::time_point::max());
         auto log_error = [lg](std::exception_ptr e) {
             if (!e) return;
