@@ -102,15 +102,19 @@ inline boost::asio::awaitable<std::vector<message>> poll_for(consumer& c, std::c
     co_return out;
 }
 
-/// The time this thread has spent runnable but waiting for a CPU
-/// (/proc/thread-self/schedstat, second field), or -1 if unavailable.
-inline std::int64_t thread_run_delay_ns() {
+/// This thread's time on a CPU and time runnable but waiting for one
+/// (/proc/thread-self/schedstat), in ns; {-1, -1} if unavailable.
+struct sched_times {
+    std::int64_t on_cpu = -1;
+    std::int64_t waiting = -1;
+};
+inline sched_times thread_sched_times() {
     std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
-    if (!f) return -1;
+    if (!f) return {};
     long long on_cpu = 0, waiting = 0;
     int n = std::fscanf(f, "%lld %lld", &on_cpu, &waiting);
     std::fclose(f);
-    return n == 2 ? waiting : -1;
+    return n == 2 ? sched_times{on_cpu, waiting} : sched_times{};
 }
 
 /// Measures how late a 10 ms periodic timer fires on the loop (responsiveness).
@@ -124,7 +128,7 @@ public:
     void start() {
         running_ = true;
         next_ = std::chrono::steady_clock::now() + period_;
-        last_delay_ns_ = -2;
+        last_ = thread_sched_times();
         arm();
     }
     void stop() {
@@ -136,7 +140,11 @@ public:
     std::chrono::milliseconds max_unexplained() const {
         return std::chrono::duration_cast<std::chrono::milliseconds>(max_unexplained_);
     }
-    bool schedstat_available() const { return last_delay_ns_ >= 0; }
+    bool schedstat_available() const { return last_.waiting >= 0; }
+    /// For the tick with the largest unexplained lateness: how much of the
+    /// interval since the previous tick the loop thread ran, and waited.
+    std::chrono::milliseconds worst_on_cpu() const { return std::chrono::duration_cast<std::chrono::milliseconds>(worst_cpu_); }
+    std::chrono::milliseconds worst_waiting() const { return std::chrono::duration_cast<std::chrono::milliseconds>(worst_wait_); }
     /// When the worst tick was due.
     std::chrono::steady_clock::time_point max_at() const { return max_at_; }
     long ticks() const { return ticks_; }
@@ -150,14 +158,20 @@ private:
             if (ec || !running_) return;
             auto now = std::chrono::steady_clock::now();
             auto late = now - next_;
-            auto delay = thread_run_delay_ns();
-            auto waited = std::chrono::nanoseconds(last_delay_ns_ >= 0 && delay >= 0 ? delay - last_delay_ns_ : 0);
-            last_delay_ns_ = delay;
+            auto st = thread_sched_times();
+            bool valid = last_.waiting >= 0 && st.waiting >= 0;
+            auto waited = std::chrono::nanoseconds(valid ? st.waiting - last_.waiting : 0);
+            auto ran = std::chrono::nanoseconds(valid ? st.on_cpu - last_.on_cpu : 0);
+            last_ = st;
             if (late > max_) {
                 max_ = late;
                 max_at_ = next_;
             }
-            max_unexplained_ = std::max<std::chrono::steady_clock::duration>(max_unexplained_, late - waited);
+            if (late - waited > max_unexplained_) {
+                max_unexplained_ = late - waited;
+                worst_cpu_ = ran;
+                worst_wait_ = waited;
+            }
             if (late > std::chrono::milliseconds(50)) ++late_;
             ++ticks_;
             next_ += period_;
@@ -172,7 +186,9 @@ private:
     std::chrono::steady_clock::duration max_{};
     std::chrono::steady_clock::duration max_unexplained_{};
     std::chrono::steady_clock::time_point max_at_{};
-    std::int64_t last_delay_ns_ = -2;
+    sched_times last_{};
+    std::chrono::steady_clock::duration worst_cpu_{};
+    std::chrono::steady_clock::duration worst_wait_{};
     long ticks_ = 0;
     long late_ = 0;
     bool running_ = false;
