@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Submit throughput and latency of `faasd frontend` with valid Keycloak tokens
+# against the real single-node Kafka, next to the bare Beast "hello" route of
+# the same binary (the ceiling), with 1 and 64 connections; then the RSS of a
+# frontend that holds every submitted job, and of a fresh replica that rebuilt
+# its view from the state topic. Prints numbers; asserts nothing.
+#
+#   test/services/services.sh up kafka keycloak
+#   cmake --preset release -DFAASD_BUILD_TESTS=OFF && cmake --build build/release --target faasd
+#   bench/frontend_submit.sh            # FAASD_BENCH_DURATION=20s FAASD_BENCH_THREADS=2
+#
+# Extra frontend flags can be passed in FAASD_BENCH_FRONTEND_ARGS (e.g.
+# "--kafka-property linger.ms=2").
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+faasd=${FAASD_BIN:-$root/build/release/roles/faasd}
+duration=${FAASD_BENCH_DURATION:-20s}
+threads=${FAASD_BENCH_THREADS:-2}
+env_file=${FAASD_SERVICES_DIR:-$root/.state/services}/services.env
+[[ -x $faasd ]] || { echo "build $faasd first (release preset)" >&2; exit 2; }
+[[ -f $env_file ]] || { echo "start the services first (test/services/services.sh up kafka keycloak)" >&2; exit 2; }
+# shellcheck disable=SC1090
+source "$env_file"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+token() {
+  curl -fsS "$FAASD_TEST_OIDC_TOKEN_URL" -d grant_type=password -d client_id=faas-cli \
+    -d username="$1" -d password="$2" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+export FAASD_CREDENTIALS_KEYS="bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+prefix="bench-$(date +%s)-$RANDOM."
+
+# start_frontend NAME -> sets PORT and PID
+start_frontend() {
+  local name=$1 log="$work/$1.log"
+  # shellcheck disable=SC2086
+  "$faasd" frontend --listen 127.0.0.1:0 --oidc-issuer "$FAASD_TEST_OIDC_ISSUER" \
+    --kafka-brokers "$FAASD_TEST_KAFKA" --topic-prefix "$prefix" --topic-partitions 6 --topic-replication 1 \
+    --rate-limit 0 --max-unfinished 1000000000 --bench-hello --log-level warn ${FAASD_BENCH_FRONTEND_ARGS:-} \
+    2>"$log" &
+  PID=$!
+  pids+=("$PID")
+  PORT=""
+  for _ in $(seq 1 600); do
+    PORT=$(sed -n 's/.*event=frontend\.listening.* port=\([0-9]*\).*/\1/p' "$log" | head -1)
+    [[ -n $PORT ]] && curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  [[ -n $PORT ]] || { cat "$log" >&2; exit 1; }
+}
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+jobs_in_view() {
+  curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^faasd_jobs\{/ {s += $2} END {print s+0}'
+}
+
+start_frontend a
+url="http://127.0.0.1:$PORT"
+echo "faasd frontend pid=$PID port=$PORT kafka=$FAASD_TEST_KAFKA duration=$duration wrk_threads=$threads"
+echo "rss_idle_mib=$(rss_mib "$PID")"
+FAASD_BENCH_TOKEN=$(token alice alice-pw)
+export FAASD_BENCH_TOKEN
+
+for c in 1 64; do
+  t=$((c < threads ? c : threads))
+  echo "--- hello (ceiling), $c connection(s)"
+  wrk -t"$t" -c"$c" -d"$duration" -s "$root/bench/wrk/hello.lua" "$url" | tail -1
+  echo "--- submit, $c connection(s)"
+  wrk -t"$t" -c"$c" -d"$duration" -s "$root/bench/wrk/submit.lua" "$url" | tail -1
+done
+n=$(jobs_in_view "$PORT")
+echo "--- memory: jobs_in_view=$n rss_mib=$(rss_mib "$PID")"
+metrics=$(curl -fsS "$url/metrics")
+echo "$metrics" | grep -E '^faasd_token_cache_total|^faasd_view_memory_bytes' || true
+
+start_frontend b
+echo "--- fresh replica rebuilt from the state topic: jobs_in_view=$(jobs_in_view "$PORT") rss_mib=$(rss_mib "$PID")"
