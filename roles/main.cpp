@@ -7,9 +7,13 @@
 #include <faasd/config/config.hpp>
 
 #include <CLI/CLI.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 extern char** environ;
 
@@ -24,6 +28,35 @@ const faasd::roles::command* selected(const faasd::roles::command_list& cmds) {
             if (leaf) return &c;
         }
     return nullptr;
+}
+
+// `faasd --dump-options` (hidden): every subcommand with its long options and
+// FAASD_* variables as one JSON object, so that tests can check deployment
+// files (compose, Kumori manifests) against what the binary really reads.
+void add_commands(const CLI::App& app, const std::string& prefix, boost::json::array& out) {
+    for (const CLI::App* sub : app.get_subcommands({})) {
+        std::string path = prefix.empty() ? sub->get_name() : prefix + " " + sub->get_name();
+        boost::json::array options;
+        for (const CLI::Option* o : sub->get_options()) {
+            const auto& names = o->get_lnames();
+            if (names.empty() || names.front() == "help" || names.front() == "help-all" || names.front() == "version")
+                continue;
+            options.push_back({{"name", o->get_lnames().front()},
+                               {"env", o->get_envname()},
+                               {"default", o->get_default_str()},
+                               {"takes_value", o->get_items_expected_max() > 0},
+                               {"multi", o->get_items_expected_max() > 1},
+                               {"required", o->get_required()}});
+        }
+        out.push_back({{"path", path}, {"leaf", sub->get_subcommands({}).empty()}, {"options", std::move(options)}});
+        add_commands(*sub, path, out);
+    }
+}
+
+std::string dump_options(const CLI::App& app) {
+    boost::json::array commands;
+    add_commands(app, "", commands);
+    return boost::json::serialize(boost::json::object{{"version", FAASD_VERSION}, {"commands", std::move(commands)}});
 }
 
 }  // namespace
@@ -47,6 +80,15 @@ int main(int argc, char** argv) {
     faasd::roles::add_dev_commands(app, cmds);
     faasd::roles::add_client_commands(app, cmds);
     faasd::config::bind_env(app);
+    // Added after bind_env: no FAASD_CHECK_CONFIG variable can turn a role into a no-op.
+    bool check_only = false;
+    app.add_flag("--check-config", check_only,
+                 "Only validate the chosen subcommand's configuration (flags, FAASD_* environment, "
+                 "config file) and exit: 0 if valid, 2 if not or if a FAASD_* variable matches no option");
+    if (argc == 2 && std::string_view(argv[1]) == "--dump-options") {
+        std::cout << dump_options(app) << '\n';
+        return 0;
+    }
 
     try {
         app.parse(argc, argv);
@@ -83,8 +125,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "faasd: configuration error: %s\n", e.what());
         return 2;
     }
-    for (const auto& name : faasd::config::unknown_env(app, environ))
+    const auto unknown = faasd::config::unknown_env(app, environ);
+    for (const auto& name : unknown)
         std::fprintf(stderr, "faasd: warning: environment variable %s matches no option and is ignored\n",
                      name.c_str());
+    if (check_only) {
+        std::fprintf(stderr, "faasd: configuration of '%s' is %s\n", cmd->app->get_name().c_str(),
+                     unknown.empty() ? "valid" : "valid, but has unknown FAASD_* variables");
+        return unknown.empty() ? 0 : 2;
+    }
     return cmd->run();
 }

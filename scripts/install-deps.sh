@@ -12,7 +12,7 @@ build_pkgs=(
   librdkafka-dev libgit2-dev libssl-dev libcli11-dev catch2
 )
 run_pkgs=(bubblewrap git python3 curl)
-test_pkgs=(kcat curl python3 procps iproute2 docker-compose wrk)
+test_pkgs=(kcat curl jq python3 procps iproute2 docker-compose wrk maven)
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 if [[ $what == test || $what == all ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -24,10 +24,6 @@ log "installing dependencies"
 scripts/install-deps.sh test
 if [[ -x scripts/install-cue.sh ]]; then scripts/install-cue.sh; fi
 
-log "building (preset ci)"
-cmake --preset ci >/dev/null
-cmake --build build/ci
-
 services=test/services/services.sh
 stop_services() {
   if [[ -z ${FAASD_KEEP_SERVICES:-} ]]; then
@@ -39,8 +35,24 @@ needs_services=1
 if [[ $label == unit ]]; then needs_services=0; fi
 if ((needs_services)); then
   trap stop_services EXIT
-  log "starting real Kafka (1 node + 3-node KRaft) and Keycloak"
-  "$services" up all
+  # Start Kafka and Keycloak while the build runs: both mostly wait on the JVMs.
+  mkdir -p .state
+  log "starting real Kafka (1 node + 3-node KRaft) and Keycloak in the background"
+  "$services" up all >.state/services-up.log 2>&1 &
+  services_pid=$!
+fi
+
+log "building (preset ci)"
+cmake --preset ci >/dev/null
+cmake --build build/ci
+
+if ((needs_services)); then
+  if ! wait "$services_pid"; then
+    tail -n 80 .state/services-up.log
+    log "services failed to start"
+    exit 1
+  fi
+  log "services ready"
   # shellcheck disable=SC1091
   source "${FAASD_SERVICES_DIR:-$root/.state/services}/services.env"
 fi

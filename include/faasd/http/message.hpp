@@ -29,7 +29,14 @@ private:
     std::vector<std::pair<std::string, std::string>> items_;
 };
 
+// request and response are deliberately not aggregates (they declare
+// constructors): GCC 12 destroys aggregate temporaries created inside a
+// co_await expression twice, so `co_await f(request{...})` must not compile
+// as aggregate initialisation. See docs/http.md.
+
 struct request {
+    request() = default;
+
     std::string method;  ///< "GET", "POST", ...
     std::string target;  ///< path and query, as received ("/v1/jobs?limit=10")
     std::string path;    ///< decoded path without the query ("/v1/jobs")
@@ -37,11 +44,16 @@ struct request {
     fields headers;
     std::string body;
     std::string remote;  ///< peer address, for logs and rate limits
+    std::string request_id;  ///< from X-Request-Id when acceptable, else made by the server
 
     std::optional<std::string_view> query_param(std::string_view name) const;
 };
 
 struct response {
+    response() = default;
+    explicit response(int status_code, fields h = {}, std::string b = {})
+        : status(status_code), headers(std::move(h)), body(std::move(b)) {}
+
     int status = 200;
     fields headers;
     std::string body;
