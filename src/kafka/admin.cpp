@@ -16,6 +16,7 @@ public:
     impl(asio::any_io_executor loop, admin_options opts) : client_core(loop, opts, "admin"), timeout_(opts.request_timeout) {
         auto props = base_properties();
         for (auto& [k, v] : opts.properties) props[k] = v;
+        drop_consumer_only(props);
         auto conf = make_conf(props);
         rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG);
         create(RD_KAFKA_PRODUCER, std::move(conf), 0);

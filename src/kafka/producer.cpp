@@ -35,6 +35,7 @@ public:
         props["linger.ms"] = "5";
         if (transactional_) props["transactional.id"] = opts.transactional_id;
         for (auto& [k, v] : opts.properties) props[k] = v;
+        drop_consumer_only(props);
         auto conf = make_conf(props);
         // Delivery reports as events on the main queue (served on the loop),
         // so that flush() on the pool only waits and never serves them.

@@ -92,6 +92,17 @@ message to_message(const rd_kafka_message_t* m) {
     return out;
 }
 
+void drop_consumer_only(std::map<std::string, std::string>& props) {
+    static constexpr const char* consumer_only[] = {
+        "session.timeout.ms",   "heartbeat.interval.ms",         "fetch.wait.max.ms",
+        "fetch.min.bytes",      "fetch.max.bytes",               "max.partition.fetch.bytes",
+        "max.poll.interval.ms", "auto.offset.reset",             "enable.auto.commit",
+        "auto.commit.interval.ms", "enable.auto.offset.store",   "isolation.level",
+        "group.instance.id",    "partition.assignment.strategy", "queued.min.messages",
+        "queued.max.messages.kbytes", "group.protocol.type",     "check.crcs"};
+    for (const char* k : consumer_only) props.erase(k);
+}
+
 conf_ptr make_conf(const std::map<std::string, std::string>& props) {
     conf_ptr conf(rd_kafka_conf_new());
     char errstr[512];

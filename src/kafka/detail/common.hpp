@@ -88,6 +88,10 @@ message to_message(const rd_kafka_message_t* m);
 /// Builds a configuration; throws kafka::exception (invalid_arg) naming the bad property.
 conf_ptr make_conf(const std::map<std::string, std::string>& props);
 
+/// Removes consumer-only properties (one --kafka-property list configures every
+/// client of a role; librdkafka would warn about each of them on producers).
+void drop_consumer_only(std::map<std::string, std::string>& props);
+
 // --- metadata (blocking: call on the pool) ------------------------------------
 
 /// Metadata of the listed topics (all topics if `topics` is empty), via one
