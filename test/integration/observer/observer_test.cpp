@@ -444,6 +444,8 @@ TEST_CASE("scaler: runs its command with each new target, retries a failure", "[
             co_await h.send(h.names.observer, "report", R"({"v":1,"target":50})", now_ms());
             for (int i = 0; i < 200 && read_out() != "3\n5\n8\n"; ++i) co_await sleep_for(50ms);
             CHECK(read_out() == "3\n5\n8\n");
+            // The command wrote the file; the scaler logs once it has reaped it.
+            for (int i = 0; i < 200 && h.logs.count("scaler.applied") < 3; ++i) co_await sleep_for(50ms);
             env.shutdown->request();
             for (int i = 0; i < 200 && !done; ++i) co_await sleep_for(50ms);
             REQUIRE(done);
