@@ -48,7 +48,7 @@ struct observer_config {
     /// Workers the actuator has when the observer starts; -1: the live workers
     /// seen in the heartbeats after the replay, within [min, max].
     int initial_workers = -1;            ///< --initial-workers
-    std::string group;                   ///< --group: own consumer group id (default <prefix>observer)
+    std::string group;                   ///< --observer-group: own consumer group id (default <prefix>observer)
     std::string workers_group;           ///< --workers-group: whose lag is the queue (default <prefix>workers)
     std::string replay_timeout = "30s";  ///< --replay-timeout: decide after this even if the replay is not done
     bool sample_lag = true;              ///< --sample-lag: query the workers' group lag every tick
