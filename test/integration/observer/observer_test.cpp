@@ -146,6 +146,8 @@ struct harness {
     }
 
     void start(roles::observer_config cfg) {
+        done = false;
+        error = nullptr;
         env.emplace(faasd::runtime::role_env{logs.logger(faasd::log_level::info),
                                              std::make_shared<faasd::runtime::health>(),
                                              std::make_shared<faasd::runtime::shutdown_signal>(ex), 5s});
@@ -178,11 +180,16 @@ struct harness {
         }
     }
 
-    asio::awaitable<void> stop() {
+    // Stops the observer only (topics and clients stay).
+    asio::awaitable<void> stop_observer() {
         if (env) env->shutdown->request();
         for (int i = 0; i < 200 && !done; ++i) co_await sleep_for(50ms);
         REQUIRE(done);
         if (error) std::rethrow_exception(error);
+    }
+
+    asio::awaitable<void> stop() {
+        co_await stop_observer();
         co_await reports->close();
         co_await producer->close(5s);
         CO_REQUIRE(co_await admin->delete_topics(names.all()));
@@ -257,6 +264,46 @@ TEST_CASE("observer: report numbers from replayed events (W, Wq, mu, lambda, Lit
             CHECK(r.at("model").at("at_current").at("slots").as_int64() == 8);
             CHECK(r.at("params").at("tick_ms").as_int64() == 200);
             CHECK(h.targets == std::vector<int>{2});  // announced once at start
+            co_await h.stop();
+        },
+        90s);
+}
+
+TEST_CASE("observer: a restarted observer rebuilds the same windows from event times", "[observer][integration]") {
+    harness h;
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            co_await h.setup();
+            const auto t0 = now_ms();
+            for (int i = 0; i < 30; ++i) {
+                const auto sub = t0 - 15'000 + i * 500;
+                co_await h.job(sub, sub + 100, sub + 400);
+            }
+            co_await h.heartbeat("w1", 4, 0, t0);
+            roles::observer_config cfg;
+            cfg.params = params_json({{"long_window_ms", 60000}});
+            cfg.initial_workers = 1;
+            cfg.sample_lag = false;
+            h.start(cfg);
+            auto a = co_await h.wait_report([](const json::object&) { return true; }, 30s, "from the first observer");
+            co_await h.stop_observer();
+            const auto a_at = a.at("at").as_int64();
+            h.start(cfg);
+            auto b = co_await h.wait_report(
+                [&](const json::object& o) {
+                    return o.at("at").as_int64() > a_at && o.at("observer").at("decisions").as_int64() == 1;
+                },
+                30s, "from the restarted observer");
+            INFO(json::serialize(b));
+            const auto& la = a.at("windows").at("long").as_object();
+            const auto& lb = b.at("windows").at("long").as_object();
+            CHECK(lb.at("arrivals").as_int64() == 30);
+            CHECK(la.at("arrivals").as_int64() == 30);
+            CHECK(lb.at("completions").as_int64() == la.at("completions").as_int64());
+            CHECK(lb.at("response_s").at("mean").to_number<double>() == Approx(0.4));
+            CHECK(lb.at("wait_s").at("mean").to_number<double>() == Approx(0.1));
+            CHECK(lb.at("service_rate").to_number<double>() == Approx(1 / 0.3));
+            CHECK(b.at("tracker").at("records").as_int64() == 30);
             co_await h.stop();
         },
         90s);
