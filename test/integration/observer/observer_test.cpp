@@ -23,8 +23,14 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <fstream>
 #include <sstream>
+
+extern char** environ;
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -146,6 +152,8 @@ struct harness {
     }
 
     void start(roles::observer_config cfg) {
+        done = false;
+        error = nullptr;
         env.emplace(faasd::runtime::role_env{logs.logger(faasd::log_level::info),
                                              std::make_shared<faasd::runtime::health>(),
                                              std::make_shared<faasd::runtime::shutdown_signal>(ex), 5s});
@@ -178,11 +186,17 @@ struct harness {
         }
     }
 
-    asio::awaitable<void> stop() {
-        if (env) env->shutdown->request();
+    // Stops the observer only (topics and clients stay).
+    asio::awaitable<void> stop_observer() {
+        if (!env) co_return;  // none started in-process
+        env->shutdown->request();
         for (int i = 0; i < 200 && !done; ++i) co_await sleep_for(50ms);
         REQUIRE(done);
         if (error) std::rethrow_exception(error);
+    }
+
+    asio::awaitable<void> stop() {
+        co_await stop_observer();
         co_await reports->close();
         co_await producer->close(5s);
         CO_REQUIRE(co_await admin->delete_topics(names.all()));
@@ -257,6 +271,46 @@ TEST_CASE("observer: report numbers from replayed events (W, Wq, mu, lambda, Lit
             CHECK(r.at("model").at("at_current").at("slots").as_int64() == 8);
             CHECK(r.at("params").at("tick_ms").as_int64() == 200);
             CHECK(h.targets == std::vector<int>{2});  // announced once at start
+            co_await h.stop();
+        },
+        90s);
+}
+
+TEST_CASE("observer: a restarted observer rebuilds the same windows from event times", "[observer][integration]") {
+    harness h;
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            co_await h.setup();
+            const auto t0 = now_ms();
+            for (int i = 0; i < 30; ++i) {
+                const auto sub = t0 - 15'000 + i * 500;
+                co_await h.job(sub, sub + 100, sub + 400);
+            }
+            co_await h.heartbeat("w1", 4, 0, t0);
+            roles::observer_config cfg;
+            cfg.params = params_json({{"long_window_ms", 60000}});
+            cfg.initial_workers = 1;
+            cfg.sample_lag = false;
+            h.start(cfg);
+            auto a = co_await h.wait_report([](const json::object&) { return true; }, 30s, "from the first observer");
+            co_await h.stop_observer();
+            const auto a_at = a.at("at").as_int64();
+            h.start(cfg);
+            auto b = co_await h.wait_report(
+                [&](const json::object& o) {
+                    return o.at("at").as_int64() > a_at && o.at("observer").at("decisions").as_int64() == 1;
+                },
+                30s, "from the restarted observer");
+            INFO(json::serialize(b));
+            const auto& la = a.at("windows").at("long").as_object();
+            const auto& lb = b.at("windows").at("long").as_object();
+            CHECK(lb.at("arrivals").as_int64() == 30);
+            CHECK(la.at("arrivals").as_int64() == 30);
+            CHECK(lb.at("completions").as_int64() == la.at("completions").as_int64());
+            CHECK(lb.at("response_s").at("mean").to_number<double>() == Approx(0.4));
+            CHECK(lb.at("wait_s").at("mean").to_number<double>() == Approx(0.1));
+            CHECK(lb.at("service_rate").to_number<double>() == Approx(1 / 0.3));
+            CHECK(b.at("tracker").at("records").as_int64() == 30);
             co_await h.stop();
         },
         90s);
@@ -444,6 +498,8 @@ TEST_CASE("scaler: runs its command with each new target, retries a failure", "[
             co_await h.send(h.names.observer, "report", R"({"v":1,"target":50})", now_ms());
             for (int i = 0; i < 200 && read_out() != "3\n5\n8\n"; ++i) co_await sleep_for(50ms);
             CHECK(read_out() == "3\n5\n8\n");
+            // The command wrote the file; the scaler logs once it has reaped it.
+            for (int i = 0; i < 200 && h.logs.count("scaler.applied") < 3; ++i) co_await sleep_for(50ms);
             env.shutdown->request();
             for (int i = 0; i < 200 && !done; ++i) co_await sleep_for(50ms);
             REQUIRE(done);
@@ -498,4 +554,86 @@ TEST_CASE("supervisor: starts, stops (SIGTERM) and replaces worker processes", "
             CHECK(sup.running() == 0);
         },
         60s);
+}
+
+TEST_CASE("faasd observer --supervise runs real workers and sees their heartbeats", "[observer][integration]") {
+    harness h;
+    faasd::test::temp_dir dir("faasd-supervise");
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            co_await h.setup();
+            const std::vector<std::string> argv{faasd::test::faasd_binary(),
+                                                "observer",
+                                                "--supervise",
+                                                "--worker-arg=--sandbox=none",
+                                                "--worker-arg=--slots=2",
+                                                "--worker-arg=--cache-dir=" + (dir.path() / "cache").string(),
+                                                "--worker-arg=--jobs-dir=" + (dir.path() / "jobs").string(),
+                                                "--worker-arg=--heartbeat-interval=500ms",
+                                                "--min-workers=2",
+                                                "--slots-per-worker=2",
+                                                "--tick=500ms",
+                                                "--kafka-brokers=" + h.brokers,
+                                                "--topic-prefix=" + h.prefix,
+                                                "--topic-partitions=2",
+                                                "--topic-replication=1",
+                                                "--shutdown-grace=15s"};
+            std::vector<char*> args;
+            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            // The observer's and its workers' logs go to a file (shown on failure).
+            const auto log_file = (dir.path() / "faasd.log").string();
+            posix_spawn_file_actions_t fa;
+            posix_spawn_file_actions_init(&fa);
+            posix_spawn_file_actions_addopen(&fa, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            posix_spawn_file_actions_adddup2(&fa, 1, 2);
+            pid_t pid = 0;
+            const int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+            posix_spawn_file_actions_destroy(&fa);
+            REQUIRE(rc == 0);
+            // On a failed assertion: stop it (SIGTERM, so it stops its workers), then SIGKILL.
+            struct reaper {
+                pid_t pid;
+                bool reaped = false;
+                ~reaper() {
+                    if (reaped) return;
+                    ::kill(pid, SIGTERM);
+                    int st = 0;
+                    for (int i = 0; i < 300; ++i) {
+                        if (::waitpid(pid, &st, WNOHANG) == pid) return;
+                        ::usleep(50'000);  // test teardown only
+                    }
+                    ::kill(pid, SIGKILL);
+                    ::waitpid(pid, &st, 0);
+                }
+            } guard{pid};
+            auto read_log = [&] {
+                std::ifstream in(log_file);
+                std::stringstream ss;
+                ss << in.rdbuf();
+                return ss.str();
+            };
+            // The workers' heartbeats reach the observer: 2 live workers, 4 slots.
+            auto r = co_await h.wait_report(
+                [](const json::object& o) { return o.at("measured").at("workers").as_int64() == 2; }, 60s,
+                "with 2 live workers");
+            CHECK(r.at("measured").at("slots").as_int64() == 4);
+            CHECK(r.at("target").as_int64() == 2);
+            ::kill(pid, SIGTERM);  // the observer stops its workers (they drain) and exits cleanly
+            int status = -1;
+            for (int i = 0; i < 400; ++i) {
+                if (::waitpid(pid, &status, WNOHANG) == pid) {
+                    guard.reaped = true;
+                    break;
+                }
+                co_await sleep_for(50ms);
+            }
+            INFO("faasd log:\n" << read_log());
+            if (!WIFEXITED(status)) ::kill(pid, SIGKILL);
+            REQUIRE(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == 0);
+            CHECK(read_log().find("supervisor.stopped") != std::string::npos);
+            co_await h.stop();
+        },
+        120s);
 }
