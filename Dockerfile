@@ -60,6 +60,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/faasd --create-home \
       --shell /usr/sbin/nologin faasd
 COPY --from=build /out/usr/local/bin/faasd /usr/local/bin/faasd
+# The example functions (examples/functions/, docs/functions.md), e.g. for `faasd dev` in the image.
+COPY examples/functions/ /usr/share/faasd/examples/functions/
 USER 10001:10001
 WORKDIR /var/lib/faasd
 ENTRYPOINT ["/usr/local/bin/faasd"]
