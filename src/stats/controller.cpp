@@ -45,9 +45,12 @@ std::string describe(const mmc_prediction& m, const observer_params& p) {
 
 const char* to_string(scaling_action a) noexcept {
     switch (a) {
-        case scaling_action::none: return "none";
-        case scaling_action::add: return "add";
-        case scaling_action::remove: return "remove";
+        case scaling_action::none:
+            return "none";
+        case scaling_action::add:
+            return "add";
+        case scaling_action::remove:
+            return "remove";
     }
     return "none";
 }
@@ -125,8 +128,10 @@ scaling_decision controller::decide(const observation& short_obs, const observat
 
     // 1. Service rate per slot: the long window has more samples; fall back to
     //    the short one, then to the last sample ever seen.
-    if (long_obs.service.count > 0) last_service_ = long_obs.service;
-    else if (short_obs.service.count > 0) last_service_ = short_obs.service;
+    if (long_obs.service.count > 0)
+        last_service_ = long_obs.service;
+    else if (short_obs.service.count > 0)
+        last_service_ = short_obs.service;
     const auto mu_up = service_rate_bounds(last_service_, p.up_confidence_z);
     const auto mu_down = service_rate_bounds(last_service_, p.down_confidence_z);
     d.mu = mu_up.rate;
@@ -147,12 +152,13 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     const bool has_load = d.lambda_plan > 0 || d.backlog > 0;
 
     // 3. What the model needs
+    //    - optimistically (rate's lower bound, service rate's upper bound),
+    //      for the service target or to drain the backlog: the scale-up trigger;
     //    - pessimistically (rate's upper bound, service rate's lower bound):
     //      this tick's entry in the scale-down history;
-    //    - optimistically (rate's lower bound, service rate's upper bound)
-    //      for the service target, or at the point estimates to drain the
-    //      measured backlog: the scale-up trigger;
-    //    - at the point estimates: the size a scale-up goes to.
+    //    - at the point rate and the service rate's lower bound (the service
+    //      estimate moves slowly; err on the generous side): the size a
+    //      scale-up goes to.
     int need_optimistic = 0, need_drain = 0, need_upper = 0, need_plan = 0;
     sizing plan;
     if (d.model_ready) {
@@ -175,7 +181,7 @@ scaling_decision controller::decide(const observation& short_obs, const observat
         need_optimistic = need_upper = need_plan = w;
     }
     d.needed_optimistic = clamp(need_optimistic);
-    d.needed_to_drain = clamp(need_drain);
+    d.needed_to_drain = std::min(need_drain, p.max_workers);  // 0: no backlog
     d.needed_pessimistic = need_upper = clamp(need_upper);
     d.needed = clamp(need_plan);
     const int need_trigger = std::max(d.needed_optimistic, d.needed_to_drain);
@@ -190,15 +196,13 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     }
     while (!history_.empty() && history_.front().at <= now - p.long_window_ms) history_.pop_front();
 
-    const std::int64_t since_change =
-        last_change_ ? now - *last_change_ : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t since_change = last_change_ ? now - *last_change_ : std::numeric_limits<std::int64_t>::max();
     const std::string model_text =
-        d.model_ready
-            ? format("arrivals %.3g/s (short %.3g/s, long %.3g/s%s), mean service %.3gs", d.lambda_plan,
-                     d.lambda_short, d.lambda_long,
-                     p.max_arrival_rate > 0 ? format(", planned floor %g/s", p.max_arrival_rate).c_str() : "",
-                     1.0 / d.mu)
-            : std::string("no service time measured yet");
+        d.model_ready ? format("arrivals %.3g/s (short %.3g/s, long %.3g/s%s), mean service %.3gs", d.lambda_plan,
+                               d.lambda_short, d.lambda_long,
+                               p.max_arrival_rate > 0 ? format(", planned floor %g/s", p.max_arrival_rate).c_str() : "",
+                               1.0 / d.mu)
+                      : std::string("no service time measured yet");
     // 5. Decide. A scale-up opens a follow-through period (one short window
     //    plus the up cooldown): the load has changed, the short window is
     //    still filling with the new rate, so sizing follows the point estimate
@@ -207,9 +211,9 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     const bool following_up = last_up_ && now - *last_up_ <= p.short_window_ms + p.up_cooldown_ms;
     int target = current;
     if (current < p.min_workers) {
-        target = std::max(p.min_workers, need_trigger > current ? std::min(std::max(d.needed, need_trigger),
-                                                                            current + p.max_step_up)
-                                                                  : p.min_workers);
+        target = std::max(p.min_workers, need_trigger > current
+                                             ? std::min(std::max(d.needed, need_trigger), current + p.max_step_up)
+                                             : p.min_workers);
         d.reason = format("below min_workers (%d): scale up %d -> %d", p.min_workers, current, target);
     } else if (current > p.max_workers) {
         target = p.max_workers;
@@ -218,8 +222,8 @@ scaling_decision controller::decide(const observation& short_obs, const observat
         const int want = std::min(std::max(d.needed, need_trigger), current + p.max_step_up);
         if (since_change < p.up_cooldown_ms) {
             d.cooling_down = true;
-            d.reason = format("would scale up %d -> %d, but the last change was %.3gs ago (up_cooldown %gs); ",
-                              current, want, secs(since_change), secs(p.up_cooldown_ms)) +
+            d.reason = format("would scale up %d -> %d, but the last change was %.3gs ago (up_cooldown %gs); ", current,
+                              want, secs(since_change), secs(p.up_cooldown_ms)) +
                        model_text;
         } else {
             target = want;
@@ -235,15 +239,16 @@ scaling_decision controller::decide(const observation& short_obs, const observat
                     why = format("backlog %lld jobs needs %d workers to drain within %gs",
                                  static_cast<long long>(d.backlog), d.needed_to_drain, secs(p.drain_time_ms));
                 if (d.needed_optimistic > current)
-                    why += (why.empty() ? "" : " and ") +
-                           format("the target needs %d workers", d.needed_optimistic);
+                    why += (why.empty() ? "" : " and ") + format("the target needs %d workers", d.needed_optimistic);
                 why += format(", even optimistically (arrivals >= %.3g/s, service <= %.3gs)",
                               std::max(d.lambda_trigger, p.max_arrival_rate), 1.0 / d.mu_high);
             }
             d.reason = format("scale up %d -> %d: ", current, target) + why;
-            if (d.model_ready)
-                d.reason += "; sized for " + model_text + "; at " + std::to_string(target) + " workers " + describe(at_target, p) +
-                            (d.needed > target && !d.saturated ? format(" (max_step_up %d)", p.max_step_up) : "");
+            if (d.model_ready) {
+                d.reason += "; sized for " + model_text;
+                d.reason += format("; at %d workers ", target) + describe(at_target, p);
+                if (d.needed > target && !d.saturated) d.reason += format(" (max_step_up %d)", p.max_step_up);
+            }
         }
     } else {
         int max_need = 0;
@@ -261,18 +266,19 @@ scaling_decision controller::decide(const observation& short_obs, const observat
                                   current, want, secs(since_change), secs(p.down_cooldown_ms));
             } else {
                 target = want;
-                d.reason = format("scale down %d -> %d: for the whole long window (%gs) at most %d workers were "
-                                  "needed, even at the rate's upper bound; ",
-                                  current, target, secs(p.long_window_ms), max_need) +
+                d.reason = format(
+                               "scale down %d -> %d: for the whole long window (%gs) at most %d workers were "
+                               "needed, even at the rate's upper bound; ",
+                               current, target, secs(p.long_window_ms), max_need) +
                            model_text;
             }
         } else if (!covered) {
-            d.reason = format("keep %d: observing for %.3gs, scale-down needs a whole long window (%gs); ",
-                              current, secs(now - *first_tick_), secs(p.long_window_ms)) +
+            d.reason = format("keep %d: observing for %.3gs, scale-down needs a whole long window (%gs); ", current,
+                              secs(now - *first_tick_), secs(p.long_window_ms)) +
                        model_text;
         } else if (current > p.min_workers && last_high != 0 && d.model_ready) {
-            d.reason = format("keep %d: %d workers were needed %.3gs ago, scale-down needs %gs without; ",
-                              current, current, secs(now - last_high), secs(p.long_window_ms)) +
+            d.reason = format("keep %d: %d workers were needed %.3gs ago, scale-down needs %gs without; ", current,
+                              current, secs(now - last_high), secs(p.long_window_ms)) +
                        model_text;
         } else {
             d.reason = format("keep %d: ", current) + model_text;
@@ -282,12 +288,12 @@ scaling_decision controller::decide(const observation& short_obs, const observat
             d.reason += "; now " + describe(at_current, p);
         }
     }
-    if (d.saturated)
-        d.reason += format("; saturated: the target needs more than max_workers (%d)", p.max_workers);
+    if (d.saturated) d.reason += format("; saturated: the target needs more than max_workers (%d)", p.max_workers);
 
     d.target = target;
-    d.action = target > current ? scaling_action::add : target < current ? scaling_action::remove
-                                                                          : scaling_action::none;
+    d.action = target > current   ? scaling_action::add
+               : target < current ? scaling_action::remove
+                                  : scaling_action::none;
     if (d.action != scaling_action::none) last_change_ = now;
     if (d.action == scaling_action::add) last_up_ = now;
     if (d.action == scaling_action::remove) last_up_.reset();

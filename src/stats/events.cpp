@@ -18,9 +18,12 @@ unix_ms event_time(const event& e) noexcept {
 
 const char* to_string(worker_state s) noexcept {
     switch (s) {
-        case worker_state::up: return "up";
-        case worker_state::draining: return "draining";
-        case worker_state::down: return "down";
+        case worker_state::up:
+            return "up";
+        case worker_state::draining:
+            return "draining";
+        case worker_state::down:
+            return "down";
     }
     return "up";
 }

@@ -53,8 +53,7 @@ std::string fmt(std::int64_t v) { return std::to_string(v); }
 // Appends "must be in [lo, hi], got v" when v is outside.
 template <class T>
 void range(std::vector<param_error>& out, const char* name, T v, T lo, T hi) {
-    if (v < lo || v > hi)
-        out.push_back({name, "must be in [" + fmt(lo) + ", " + fmt(hi) + "], got " + fmt(v)});
+    if (v < lo || v > hi) out.push_back({name, "must be in [" + fmt(lo) + ", " + fmt(hi) + "], got " + fmt(v)});
 }
 
 constexpr std::int64_t day_ms = 86'400'000;
@@ -75,21 +74,21 @@ std::vector<param_error> validate(const observer_params& p) {
     range<std::int64_t>(e, "tick_ms", p.tick_ms, 100, 60'000);
     range<std::int64_t>(e, "short_window_ms", p.short_window_ms, 1'000, hour_ms);
     if (p.short_window_ms < p.tick_ms)
-        e.push_back({"short_window_ms", "must be at least tick_ms (" + fmt(p.tick_ms) + "), got " +
-                                            fmt(p.short_window_ms)});
+        e.push_back(
+            {"short_window_ms", "must be at least tick_ms (" + fmt(p.tick_ms) + "), got " + fmt(p.short_window_ms)});
     range<std::int64_t>(e, "long_window_ms", p.long_window_ms, 1'000, day_ms);
     if (p.long_window_ms < p.short_window_ms)
-        e.push_back({"long_window_ms", "must be at least short_window_ms (" + fmt(p.short_window_ms) +
-                                           "), got " + fmt(p.long_window_ms)});
+        e.push_back({"long_window_ms", "must be at least short_window_ms (" + fmt(p.short_window_ms) + "), got " +
+                                           fmt(p.long_window_ms)});
     range<std::int64_t>(e, "stale_after_ms", p.stale_after_ms, 100, hour_ms);
     if (p.stale_after_ms < p.tick_ms)
-        e.push_back({"stale_after_ms", "must be at least tick_ms (" + fmt(p.tick_ms) + "), got " +
-                                           fmt(p.stale_after_ms)});
+        e.push_back(
+            {"stale_after_ms", "must be at least tick_ms (" + fmt(p.tick_ms) + "), got " + fmt(p.stale_after_ms)});
 
     range<std::int64_t>(e, "settle_ms", p.settle_ms, 0, hour_ms);
     if (p.settle_ms > p.short_window_ms / 2)
-        e.push_back({"settle_ms", "must be at most half of short_window_ms (" + fmt(p.short_window_ms / 2) +
-                                      "), got " + fmt(p.settle_ms)});
+        e.push_back({"settle_ms", "must be at most half of short_window_ms (" + fmt(p.short_window_ms / 2) + "), got " +
+                                      fmt(p.settle_ms)});
 
     range<std::int64_t>(e, "target_wait_ms", p.target_wait_ms, 0, day_ms);
     if (!(p.epsilon > 0 && p.epsilon <= 1))
@@ -105,8 +104,8 @@ std::vector<param_error> validate(const observer_params& p) {
     range<std::int64_t>(e, "min_workers", p.min_workers, 0, 10'000);
     range<std::int64_t>(e, "max_workers", p.max_workers, 1, 10'000);
     if (p.max_workers < p.min_workers)
-        e.push_back({"max_workers", "must be at least min_workers (" + fmt(std::int64_t{p.min_workers}) +
-                                        "), got " + fmt(std::int64_t{p.max_workers})});
+        e.push_back({"max_workers", "must be at least min_workers (" + fmt(std::int64_t{p.min_workers}) + "), got " +
+                                        fmt(std::int64_t{p.max_workers})});
     range<std::int64_t>(e, "slots_per_worker", p.slots_per_worker, 1, 1'024);
     range<std::int64_t>(e, "max_step_up", p.max_step_up, 1, 10'000);
     range<std::int64_t>(e, "max_step_down", p.max_step_down, 1, 10'000);
@@ -169,8 +168,8 @@ params_parse_result params_from_json(const json::value& v) {
                                std::abs(value.get_double()) < 9e15) {
                         i = static_cast<std::int64_t>(value.get_double());
                     } else {
-                        r.errors.push_back({f->name, value.is_number() ? "must be an integer (within range)"
-                                                                       : "must be an integer"});
+                        r.errors.push_back(
+                            {f->name, value.is_number() ? "must be an integer (within range)" : "must be an integer"});
                         return;
                     }
                     if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) {

@@ -47,12 +47,10 @@ struct sim_event {
     double t;
     std::uint64_t seq;  // FIFO among equal times: determinism
     ev_kind kind;
-    std::size_t arg;    // job index (completion) or worker index (worker_ready)
+    std::size_t arg;  // job index (completion) or worker index (worker_ready)
 };
 struct later {
-    bool operator()(const sim_event& a, const sim_event& b) const {
-        return a.t != b.t ? a.t > b.t : a.seq > b.seq;
-    }
+    bool operator()(const sim_event& a, const sim_event& b) const { return a.t != b.t ? a.t > b.t : a.seq > b.seq; }
 };
 
 enum class wstate { starting, up, draining, gone };
@@ -79,9 +77,7 @@ struct delivery {
     std::size_t slot;
 };
 struct later_delivery {
-    bool operator()(const delivery& a, const delivery& b) const {
-        return a.t != b.t ? a.t > b.t : a.seq > b.seq;
-    }
+    bool operator()(const delivery& a, const delivery& b) const { return a.t != b.t ? a.t > b.t : a.seq > b.seq; }
 };
 
 class simulation {
@@ -106,11 +102,21 @@ public:
             events_.pop();
             now_ = e.t;
             switch (e.kind) {
-                case ev_kind::arrival: on_arrival(); break;
-                case ev_kind::completion: on_completion(e.arg); break;
-                case ev_kind::worker_ready: on_ready(e.arg); break;
-                case ev_kind::heartbeat: on_heartbeat(); break;
-                case ev_kind::tick: on_tick(); break;
+                case ev_kind::arrival:
+                    on_arrival();
+                    break;
+                case ev_kind::completion:
+                    on_completion(e.arg);
+                    break;
+                case ev_kind::worker_ready:
+                    on_ready(e.arg);
+                    break;
+                case ev_kind::heartbeat:
+                    on_heartbeat();
+                    break;
+                case ev_kind::tick:
+                    on_tick();
+                    break;
             }
         }
         finish_stats();
@@ -123,10 +129,8 @@ private:
 
     // Sends an event to the observer, late and/or twice if so configured.
     void emit(event e, bool may_duplicate) {
-        const int copies = may_duplicate && cfg_.duplicate_probability > 0 &&
-                                   network_.uniform() < cfg_.duplicate_probability
-                               ? 2
-                               : 1;
+        const int copies =
+            may_duplicate && cfg_.duplicate_probability > 0 && network_.uniform() < cfg_.duplicate_probability ? 2 : 1;
         for (int i = 0; i < copies; ++i) {
             const double delay = cfg_.max_delivery_delay_s > 0 ? network_.uniform() * cfg_.max_delivery_delay_s : 0;
             std::size_t slot;
@@ -150,7 +154,9 @@ private:
 
     void add_worker(double startup, bool ready_now) {
         worker w;
-        w.name = "w" + std::to_string(workers_.size());
+        char name[32];  // snprintf, not "w" + to_string: GCC 12 warns falsely (-Wrestrict) on the latter at -O2
+        std::snprintf(name, sizeof name, "w%zu", workers_.size());
+        w.name = name;
         workers_.push_back(w);
         const auto idx = workers_.size() - 1;
         if (ready_now || startup <= 0) {
@@ -318,6 +324,7 @@ private:
         s.observed_queue = rep.short_window.queue_length;
         s.mean_response_s = rep.short_window.response.mean;
         s.mean_wait_s = rep.short_window.wait.mean;
+        s.wait_samples = rep.short_window.wait.count;
         s.p95_wait_s = rep.short_window.wait.p95;
         s.predicted_wait_s = d.at_current.mean_wait_s;
         s.action = cfg_.autoscale ? d.action : scaling_action::none;
@@ -332,7 +339,7 @@ private:
     void finish_stats() {
         std::vector<double> waits;
         double sum_w = 0, sum_r = 0, sum_s = 0;
-        std::size_t over = 0;
+        std::size_t over = 0, waited = 0;
         const double target = static_cast<double>(cfg_.params.target_wait_ms) / 1000.0;
         for (const auto& j : jobs_) {
             if (j.submitted < cfg_.stats_after_s) continue;
@@ -345,6 +352,7 @@ private:
             sum_r += j.finished - j.submitted;
             sum_s += j.finished - j.started;
             if (w > target) ++over;
+            if (w > 0) ++waited;
         }
         const auto n = static_cast<double>(waits.size());
         res_.max_workers_seen = std::max(res_.max_workers_seen, cfg_.initial_workers);
@@ -353,6 +361,7 @@ private:
         res_.jobs.mean_response_s = sum_r / n;
         res_.jobs.mean_service_s = sum_s / n;
         res_.jobs.fraction_waited_over_target = static_cast<double>(over) / n;
+        res_.jobs.fraction_waited = static_cast<double>(waited) / n;
         std::sort(waits.begin(), waits.end());
         auto pct = [&](double p) {
             auto rank = static_cast<std::size_t>(std::ceil(p * n));

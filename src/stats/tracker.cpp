@@ -68,9 +68,7 @@ bool in_window(unix_ms t, unix_ms lo, unix_ms hi) noexcept { return t > lo && t 
 
 }  // namespace
 
-const char* to_string(queue_source s) noexcept {
-    return s == queue_source::lag ? "lag" : "events";
-}
+const char* to_string(queue_source s) noexcept { return s == queue_source::lag ? "lag" : "events"; }
 
 tracker_config tracker_config_for(const observer_params& p, unix_ms known_since) {
     tracker_config c;
@@ -194,8 +192,8 @@ ingest_result tracker::add(const lag_sample& e) {
         return ingest_result::late;
     }
     // Keep sorted by time; samples almost always arrive in order.
-    auto pos = std::upper_bound(lags_.begin(), lags_.end(), e.at,
-                                [](unix_ms t, const lag_sample& s) { return t < s.at; });
+    auto pos =
+        std::upper_bound(lags_.begin(), lags_.end(), e.at, [](unix_ms t, const lag_sample& s) { return t < s.at; });
     if (pos != lags_.begin() && std::prev(pos)->at == e.at) {
         ++counters_.duplicates;
         return ingest_result::duplicate;
@@ -243,8 +241,10 @@ void tracker::evict(unix_ms now) {
     }
     const unix_ms sample_h = now - std::max(cfg_.stale_after_ms, cfg_.retention_ms);
     for (auto it = workers_.begin(); it != workers_.end();) {
-        if (it->second.at < sample_h) it = workers_.erase(it);
-        else ++it;
+        if (it->second.at < sample_h)
+            it = workers_.erase(it);
+        else
+            ++it;
     }
     // Keep the newest lag sample even when old: summarize() decides staleness.
     while (lags_.size() > 1 && lags_.front().at < sample_h) lags_.pop_front();
@@ -333,8 +333,8 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
     }
 
     // Newest lag sample at or before now, unless stale.
-    auto pos = std::upper_bound(lags_.begin(), lags_.end(), now,
-                                [](unix_ms t, const lag_sample& s) { return t < s.at; });
+    auto pos =
+        std::upper_bound(lags_.begin(), lags_.end(), now, [](unix_ms t, const lag_sample& s) { return t < s.at; });
     if (pos != lags_.begin()) {
         const auto& s = *std::prev(pos);
         if (now - s.at <= cfg_.stale_after_ms) {
@@ -351,12 +351,14 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
     }
 
     const double capacity = static_cast<double>(o.slots) * o.service_rate;
-    if (o.arrival_rate <= 0) o.utilisation = 0;
-    else if (o.service_rate <= 0) o.utilisation = nan;  // unknown
-    else o.utilisation = capacity > 0 ? o.arrival_rate / capacity : inf;
-    o.busy_fraction = o.slots > 0 && span_ms > 0
-                          ? static_cast<double>(area_busy) / static_cast<double>(span_ms) / o.slots
-                          : nan;
+    if (o.arrival_rate <= 0)
+        o.utilisation = 0;
+    else if (o.service_rate <= 0)
+        o.utilisation = nan;  // unknown
+    else
+        o.utilisation = capacity > 0 ? o.arrival_rate / capacity : inf;
+    o.busy_fraction =
+        o.slots > 0 && span_ms > 0 ? static_cast<double>(area_busy) / static_cast<double>(span_ms) / o.slots : nan;
 
     if (span_ms > 0) {
         o.l_time_average = static_cast<double>(area_system) / static_cast<double>(span_ms);
@@ -377,8 +379,8 @@ json::value num(double v) {
 }  // namespace
 
 json::object to_json(const distribution& d) {
-    return {{"count", d.count}, {"mean", num(d.mean)}, {"stddev", num(d.stddev)}, {"p50", num(d.p50)},
-            {"p95", num(d.p95)}, {"p99", num(d.p99)}, {"max", num(d.max)}};
+    return {{"count", d.count},  {"mean", num(d.mean)}, {"stddev", num(d.stddev)}, {"p50", num(d.p50)},
+            {"p95", num(d.p95)}, {"p99", num(d.p99)},   {"max", num(d.max)}};
 }
 
 json::object to_json(const observation& o) {
@@ -408,8 +410,10 @@ json::object to_json(const observation& o) {
     j["busy"] = o.busy;
     j["utilisation"] = num(o.utilisation);
     j["busy_fraction"] = num(o.busy_fraction);
-    j["little"] = {{"l_time_average", num(o.l_time_average)}, {"l_little", num(o.l_little)},
-                   {"lq_time_average", num(o.lq_time_average)}, {"lq_little", num(o.lq_little)},
+    j["little"] = {{"l_time_average", num(o.l_time_average)},
+                   {"l_little", num(o.l_little)},
+                   {"lq_time_average", num(o.lq_time_average)},
+                   {"lq_little", num(o.lq_little)},
                    {"relative_error", num(o.little_error)}};
     return j;
 }

@@ -31,13 +31,13 @@ const char* to_string(scaling_action a) noexcept;
 
 /// The size the model asks for, before bounds, steps and hysteresis.
 struct sizing {
-    double lambda = 0;            ///< the arrival rate planned for (after the max_arrival_rate floor)
-    double mu = 0;                ///< service rate per slot used
-    double backlog = 0;           ///< jobs queued now
+    double lambda = 0;                ///< the arrival rate planned for (after the max_arrival_rate floor)
+    double mu = 0;                    ///< service rate per slot used
+    double backlog = 0;               ///< jobs queued now
     std::optional<int> target_slots;  ///< smallest c meeting the service target (nullopt: none up to max)
-    int drain_slots = 0;          ///< c needed to drain the backlog within drain_time (0: no backlog)
-    int workers = 0;              ///< ceil(max(target, drain) / slots_per_worker); max_workers + 1 if infeasible
-    bool feasible = true;         ///< some c <= max_workers * slots_per_worker meets the target
+    int drain_slots = 0;              ///< c needed to drain the backlog within drain_time (0: no backlog)
+    int workers = 0;                  ///< ceil(max(target, drain) / slots_per_worker); max_workers + 1 if infeasible
+    bool feasible = true;             ///< some c <= max_workers * slots_per_worker meets the target
 };
 
 /// Pure sizing: lambda_observed is raised to p.max_arrival_rate when that is set.
@@ -63,13 +63,13 @@ rate_bounds service_rate_bounds(const distribution& service_s, double z) noexcep
 struct scaling_decision {
     unix_ms at = 0;
     scaling_action action = scaling_action::none;
-    int current = 0;          ///< workers given to decide()
-    int target = 0;           ///< workers wanted from now on (== current when action is none)
-    int needed = 0;           ///< what the model needs at the point estimates, within [min, max]
-    int needed_optimistic = 0;   ///< for the target at the rate's lower / service rate's upper bound
-    int needed_to_drain = 0;     ///< to drain the backlog within drain_time at the point estimates
+    int current = 0;             ///< workers given to decide()
+    int target = 0;              ///< workers wanted from now on (== current when action is none)
+    int needed = 0;              ///< the size a scale-up goes to: point rate, service rate's lower bound; in [min, max]
+    int needed_optimistic = 0;   ///< for the target at the rate's lower / service rate's upper bound (trigger)
+    int needed_to_drain = 0;     ///< to drain the backlog within drain_time, optimistically (trigger); 0 = no backlog
     int needed_pessimistic = 0;  ///< at the rate's upper / service rate's lower bound (scale-down evidence)
-    std::string reason;       ///< one or two sentences for humans
+    std::string reason;          ///< one or two sentences for humans
 
     double lambda_short = 0;  ///< point estimates used
     double lambda_long = 0;
@@ -114,7 +114,7 @@ private:
     std::optional<unix_ms> last_change_;
     std::optional<unix_ms> first_tick_;
     unix_ms last_now_ = 0;
-    distribution last_service_;  // the newest non-empty service-time sample
+    distribution last_service_;       // the newest non-empty service-time sample
     std::optional<unix_ms> last_up_;  // the last scale-up (follow-through)
 };
 

@@ -23,26 +23,26 @@ double p_wait_exceeds(int c, double lambda, double mu, double t) noexcept;
 
 /// Everything the model predicts for one size.
 struct mmc_prediction {
-    int slots = 0;                  ///< c
-    double lambda = 0;              ///< arrivals per second
-    double mu = 0;                  ///< completions per second per slot
-    double rho = 0;                 ///< lambda / (c mu); +infinity when c mu = 0 < lambda
-    bool stable = true;             ///< rho < 1 (or lambda = 0)
-    double p_wait = 0;              ///< Erlang C
-    double mean_wait_s = 0;         ///< E[Wq]
-    double mean_response_s = 0;     ///< E[W] = E[Wq] + 1/mu
-    double wait_t_s = 0;            ///< the threshold t of p_wait_exceeds_t
-    double p_wait_exceeds_t = 0;    ///< P(Wq > t)
-    double mean_queue = 0;          ///< Lq = lambda E[Wq]
-    double mean_in_system = 0;      ///< L = lambda E[W]
+    int slots = 0;                ///< c
+    double lambda = 0;            ///< arrivals per second
+    double mu = 0;                ///< completions per second per slot
+    double rho = 0;               ///< lambda / (c mu); +infinity when c mu = 0 < lambda
+    bool stable = true;           ///< rho < 1 (or lambda = 0)
+    double p_wait = 0;            ///< Erlang C
+    double mean_wait_s = 0;       ///< E[Wq]
+    double mean_response_s = 0;   ///< E[W] = E[Wq] + 1/mu
+    double wait_t_s = 0;          ///< the threshold t of p_wait_exceeds_t
+    double p_wait_exceeds_t = 0;  ///< P(Wq > t)
+    double mean_queue = 0;        ///< Lq = lambda E[Wq]
+    double mean_in_system = 0;    ///< L = lambda E[W]
 };
 
 mmc_prediction predict_mmc(int c, double lambda, double mu, double wait_t_s) noexcept;
 
 /// What "good enough" means: every enabled condition must hold.
 struct service_target {
-    double wait_s = 1.0;           ///< t in P(Wq > t) <= epsilon
-    double epsilon = 0.05;         ///< in (0, 1]; 1 disables the tail condition
+    double wait_s = 1.0;             ///< t in P(Wq > t) <= epsilon
+    double epsilon = 0.05;           ///< in (0, 1]; 1 disables the tail condition
     double max_mean_response_s = 0;  ///< E[W] bound; 0 disables
 };
 

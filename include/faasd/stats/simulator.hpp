@@ -32,36 +32,37 @@ struct config {
     std::uint64_t seed = 1;
     double duration_s = 600;
     rate_fn rate = constant_rate(1.0);
-    double rate_max = 1.0;           ///< an upper bound of rate(t) (thinning)
-    double mean_service_s = 1.0;     ///< exponential slot occupancy
-    int slots_per_worker = 4;        ///< the simulated workers' slots
+    double rate_max = 1.0;        ///< an upper bound of rate(t) (thinning)
+    double mean_service_s = 1.0;  ///< exponential slot occupancy
+    int slots_per_worker = 4;     ///< the simulated workers' slots
     int initial_workers = 1;
-    bool autoscale = true;           ///< false: the worker count stays initial_workers (model validation)
-    double worker_startup_s = 0;     ///< a new worker takes jobs after this delay
+    bool autoscale = true;        ///< false: the worker count stays initial_workers (model validation)
+    double worker_startup_s = 0;  ///< a new worker takes jobs after this delay
     double heartbeat_period_s = 1;
-    observer_params params;          ///< the controller's parameters (tick_ms is the observer period)
-    double max_delivery_delay_s = 0; ///< each event reaches the observer after U(0, max) seconds
+    observer_params params;            ///< the controller's parameters (tick_ms is the observer period)
+    double max_delivery_delay_s = 0;   ///< each event reaches the observer after U(0, max) seconds
     double duplicate_probability = 0;  ///< each job event is delivered twice with this probability
-    double stats_after_s = 0;        ///< job statistics ignore jobs submitted before this
-    bool record_reports = false;     ///< keep every decision's full report (memory!)
+    double stats_after_s = 0;          ///< job statistics ignore jobs submitted before this
+    bool record_reports = false;       ///< keep every decision's full report (memory!)
 };
 
 /// One observer tick.
 struct sample {
     double t_s = 0;
-    double true_rate = 0;       ///< rate(t)
-    double lambda_short = 0;    ///< measured
+    double true_rate = 0;     ///< rate(t)
+    double lambda_short = 0;  ///< measured
     double lambda_long = 0;
-    double mu = 0;              ///< measured (long window)
-    int workers = 0;            ///< provisioned (up or starting)
-    int ready_workers = 0;      ///< taking jobs
-    int busy = 0;               ///< occupied slots (true)
-    int queue_length = 0;       ///< waiting jobs (true)
+    double mu = 0;                    ///< measured (long window)
+    int workers = 0;                  ///< provisioned (up or starting)
+    int ready_workers = 0;            ///< taking jobs
+    int busy = 0;                     ///< occupied slots (true)
+    int queue_length = 0;             ///< waiting jobs (true)
     std::int64_t observed_queue = 0;  ///< the observer's queue_length
-    double mean_response_s = 0;  ///< short window
-    double mean_wait_s = 0;      ///< short window
-    double p95_wait_s = 0;       ///< short window
-    double predicted_wait_s = 0;  ///< model at the current size and measured lambda, mu
+    double mean_response_s = 0;       ///< short window
+    double mean_wait_s = 0;           ///< short window
+    std::size_t wait_samples = 0;     ///< jobs behind mean_wait_s (started in the short window)
+    double p95_wait_s = 0;            ///< short window
+    double predicted_wait_s = 0;      ///< model at the current size and measured lambda, mu
     scaling_action action = scaling_action::none;
     int target = 0;
 };
@@ -83,6 +84,7 @@ struct job_stats {
     double mean_service_s = 0;
     double p95_wait_s = 0;
     double p99_wait_s = 0;
+    double fraction_waited = 0;              ///< P(Wq > 0): compare with Erlang C
     double fraction_waited_over_target = 0;  ///< P(Wq > params.target_wait_ms)
 };
 

@@ -58,17 +58,17 @@ struct observation {
 
     // Durations. response and service: attempts finished in the window;
     // wait: attempts started in the window.
-    distribution response;   ///< W  = finished_at - submitted_at
-    distribution wait;       ///< Wq = started_at - submitted_at
-    distribution service;    ///< S  = finished_at - started_at (slot occupancy)
-    double mean_run_s = 0;   ///< the function alone (run_ms), attempts finished in the window
-    double service_rate = 0; ///< mu = 1 / mean S per slot; 0 without samples
+    distribution response;    ///< W  = finished_at - submitted_at
+    distribution wait;        ///< Wq = started_at - submitted_at
+    distribution service;     ///< S  = finished_at - started_at (slot occupancy)
+    double mean_run_s = 0;    ///< the function alone (run_ms), attempts finished in the window
+    double service_rate = 0;  ///< mu = 1 / mean S per slot; 0 without samples
 
     // State at `at`.
-    std::int64_t queued_from_events = 0;       ///< attempts queued and not started (known to the tracker)
-    std::optional<std::int64_t> lag;           ///< newest lag sample not older than stale_after
+    std::int64_t queued_from_events = 0;         ///< attempts queued and not started (known to the tracker)
+    std::optional<std::int64_t> lag;             ///< newest lag sample not older than stale_after
     std::optional<std::int64_t> queue_from_lag;  ///< max(0, lag - busy)
-    std::int64_t queue_length = 0;             ///< queue_from_lag if present, else queued_from_events
+    std::int64_t queue_length = 0;               ///< queue_from_lag if present, else queued_from_events
     queue_source queue_from = queue_source::events;
     int workers = 0;           ///< live workers in state up (heartbeat not older than stale_after)
     int draining_workers = 0;  ///< live workers in state draining
@@ -94,9 +94,9 @@ struct tracker_config {
     /// Attempts queued but never seen starting or finishing are kept this long
     /// (they count in queued_from_events until then).
     std::int64_t pending_horizon_ms = 3'600'000;
-    std::int64_t stale_after_ms = 10'000;     ///< heartbeats and lag samples older than this are ignored
-    std::size_t max_records = 200'000;        ///< attempts kept at most (oldest evicted first)
-    std::size_t max_workers = 100'000;        ///< workers remembered at most
+    std::int64_t stale_after_ms = 10'000;  ///< heartbeats and lag samples older than this are ignored
+    std::size_t max_records = 200'000;     ///< attempts kept at most (oldest evicted first)
+    std::size_t max_workers = 100'000;     ///< workers remembered at most
     /// The tracker has complete history from this time on (the role's replay
     /// start); windows reaching further back are shortened to it so rates are
     /// not diluted. Default: no such limit.
@@ -108,13 +108,13 @@ tracker_config tracker_config_for(const observer_params& p, unix_ms known_since 
 
 /// Counters over the tracker's life (for the report and for tests).
 struct tracker_counters {
-    std::uint64_t events = 0;          ///< ingested calls
-    std::uint64_t duplicates = 0;      ///< events that added nothing new (redeliveries)
-    std::uint64_t late = 0;            ///< dropped: older than the retention horizon
-    std::uint64_t evicted = 0;         ///< attempts dropped by age
-    std::uint64_t overflow = 0;        ///< attempts dropped because max_records was reached
-    std::size_t records = 0;           ///< attempts held now
-    std::size_t workers = 0;           ///< workers held now
+    std::uint64_t events = 0;      ///< ingested calls
+    std::uint64_t duplicates = 0;  ///< events that added nothing new (redeliveries)
+    std::uint64_t late = 0;        ///< dropped: older than the retention horizon
+    std::uint64_t evicted = 0;     ///< attempts dropped by age
+    std::uint64_t overflow = 0;    ///< attempts dropped because max_records was reached
+    std::size_t records = 0;       ///< attempts held now
+    std::size_t workers = 0;       ///< workers held now
 };
 
 /// What add() did with an event.

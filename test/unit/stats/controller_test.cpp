@@ -8,7 +8,6 @@
 #include <faasd/stats/report.hpp>
 
 #include <boost/json/serialize.hpp>
-
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -52,9 +51,9 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 }  // namespace
 
 TEST_CASE("confidence bounds of rates", "[stats][unit]") {
-    CHECK(rate_lower_bound(100, 10.0, 2.0) == Approx(8.0));   // (100 - 2*10) / 10
+    CHECK(rate_lower_bound(100, 10.0, 2.0) == Approx(8.0));  // (100 - 2*10) / 10
     CHECK(rate_upper_bound(100, 10.0, 2.0) == Approx(12.0));
-    CHECK(rate_lower_bound(3, 10.0, 2.0) == 0.0);             // clipped at 0
+    CHECK(rate_lower_bound(3, 10.0, 2.0) == 0.0);  // clipped at 0
     CHECK(rate_upper_bound(0, 10.0, 2.0) == 0.0);
     CHECK(rate_lower_bound(100, 0.0, 2.0) == 0.0);
     CHECK(rate_lower_bound(100, 10.0, 0.0) == Approx(10.0));  // z = 0: the point estimate

@@ -4,7 +4,6 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -24,9 +23,7 @@ bool has_error_on(const std::vector<param_error>& errors, const std::string& fie
 
 }  // namespace
 
-TEST_CASE("the default parameters are valid", "[stats][unit]") {
-    CHECK(validate(observer_params{}).empty());
-}
+TEST_CASE("the default parameters are valid", "[stats][unit]") { CHECK(validate(observer_params{}).empty()); }
 
 TEST_CASE("every bad field is rejected with a reason naming it", "[stats][unit]") {
     struct bad {

@@ -159,7 +159,7 @@ TEST_CASE("slots_for_target finds the smallest sufficient size", "[stats][unit]"
 
 TEST_CASE("slots_to_drain covers arrivals plus the backlog over the drain time", "[stats][unit]") {
     CHECK(slots_to_drain(10.0, 1.0, 0.0, 30.0) == 0);
-    CHECK(slots_to_drain(10.0, 1.0, 60.0, 30.0) == 12);   // (10 + 60/30) / 1, exactly
+    CHECK(slots_to_drain(10.0, 1.0, 60.0, 30.0) == 12);  // (10 + 60/30) / 1, exactly
     CHECK(slots_to_drain(10.0, 1.0, 61.0, 30.0) == 13);
     CHECK(slots_to_drain(10.0, 0.5, 60.0, 30.0) == 24);
     CHECK(slots_to_drain(0.0, 1.0, 1.0, 30.0) == 1);

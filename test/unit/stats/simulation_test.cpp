@@ -39,52 +39,52 @@ int slots_needed(double lambda, const observer_params& p) {
 
 TEST_CASE("simulation: a load step up is met within two short windows", "[stats][unit]") {
     for (std::uint64_t seed : {1, 2, 3, 4})
-    for (bool messy : {false, true}) {
-        auto c = base(seed);
-        const double step_at = 300;
-        c.rate = sim::step_rate(5, 20, step_at);
-        c.rate_max = 20;
-        c.initial_workers = 2;
-        c.duration_s = step_at + 240;
-        if (messy) {  // events late by up to 2 s, 30% delivered twice; windows settle for 2 s
-            c.max_delivery_delay_s = 2;
-            c.duplicate_probability = 0.3;
-            c.params.settle_ms = 2'000;
-        }
-        const auto r = sim::run(c);
-        INFO("seed " << seed << ", delay " << c.max_delivery_delay_s);
-
-        const int need = slots_needed(20, c.params);
-        REQUIRE(need == 23);
-        // The promise (docs/observer.md): two short windows plus settle_ms (plus worker start-up, 0 here).
-        const double promise =
-            step_at + static_cast<double>(2 * c.params.short_window_ms + c.params.settle_ms) / 1000.0;
-        double reached = -1;
-        for (const auto& s : r.samples)
-            if (s.t_s >= step_at && s.workers * c.slots_per_worker >= need) {
-                reached = s.t_s;
-                break;
+        for (bool messy : {false, true}) {
+            auto c = base(seed);
+            const double step_at = 300;
+            c.rate = sim::step_rate(5, 20, step_at);
+            c.rate_max = 20;
+            c.initial_workers = 2;
+            c.duration_s = step_at + 240;
+            if (messy) {  // events late by up to 2 s, 30% delivered twice; windows settle for 2 s
+                c.max_delivery_delay_s = 2;
+                c.duplicate_probability = 0.3;
+                c.params.settle_ms = 2'000;
             }
-        INFO("enough workers at t = " << reached);
-        CHECK(reached >= step_at);
-        CHECK(reached <= promise);
+            const auto r = sim::run(c);
+            INFO("seed " << seed << ", delay " << c.max_delivery_delay_s);
 
-        // Before the step: settled at 5/s, no change in the last four minutes.
-        for (const auto& ch : r.changes) CHECK((ch.t_s < 60 || ch.t_s >= step_at));
-        // After reaching the size: no scale-down at all (the load did not drop).
-        for (const auto& ch : r.changes)
-            if (ch.t_s >= step_at) CHECK(ch.to > ch.from);
-        // And the queue is gone a minute after the step: mean true queue over the
-        // last three minutes below 5 jobs (at 24 slots the model says Lq = 2.1).
-        double q = 0;
-        int n = 0;
-        for (const auto& s : r.samples)
-            if (s.t_s >= step_at + 60) q += s.queue_length, ++n;
-        CHECK(q / n < 5.0);
-        if (messy) CHECK(r.tracker.duplicates > 1000);
-        // Duplicates are not counted twice: a 30% inflated rate would ask for 8 workers.
-        CHECK(r.max_workers_seen <= 7);
-    }
+            const int need = slots_needed(20, c.params);
+            REQUIRE(need == 23);
+            // The promise (docs/observer.md): two short windows plus settle_ms (plus worker start-up, 0 here).
+            const double promise =
+                step_at + static_cast<double>(2 * c.params.short_window_ms + c.params.settle_ms) / 1000.0;
+            double reached = -1;
+            for (const auto& s : r.samples)
+                if (s.t_s >= step_at && s.workers * c.slots_per_worker >= need) {
+                    reached = s.t_s;
+                    break;
+                }
+            INFO("enough workers at t = " << reached);
+            CHECK(reached >= step_at);
+            CHECK(reached <= promise);
+
+            // Before the step: settled at 5/s, no change in the last four minutes.
+            for (const auto& ch : r.changes) CHECK((ch.t_s < 60 || ch.t_s >= step_at));
+            // After reaching the size: no scale-down at all (the load did not drop).
+            for (const auto& ch : r.changes)
+                if (ch.t_s >= step_at) CHECK(ch.to > ch.from);
+            // And the queue is gone a minute after the step: mean true queue over the
+            // last three minutes below 5 jobs (at 24 slots the model says Lq = 2.1).
+            double q = 0;
+            int n = 0;
+            for (const auto& s : r.samples)
+                if (s.t_s >= step_at + 60) q += s.queue_length, ++n;
+            CHECK(q / n < 5.0);
+            if (messy) CHECK(r.tracker.duplicates > 1000);
+            // Duplicates are not counted twice: a 30% inflated rate would ask for 8 workers.
+            CHECK(r.max_workers_seen <= 7);
+        }
 }
 
 TEST_CASE("simulation: after a step down, workers go only after the long window", "[stats][unit]") {

@@ -60,8 +60,8 @@ tracker_config config() {
 void check_scenario(const observation& o) {
     CHECK(o.at == now);
     CHECK(o.span_s == 10.0);
-    CHECK(o.arrivals == 5);  // a b c d e
-    CHECK(o.starts == 4);    // a b c d
+    CHECK(o.arrivals == 5);     // a b c d e
+    CHECK(o.starts == 4);       // a b c d
     CHECK(o.completions == 4);  // f a b c
     CHECK(o.arrival_rate == Approx(0.5));
     CHECK(o.start_rate == Approx(0.4));
@@ -92,7 +92,7 @@ void check_scenario(const observation& o) {
     CHECK(o.queue_length == 3);
     CHECK(o.queue_from == queue_source::lag);
 
-    CHECK(o.workers == 2);           // w1 w2 (w3 draining, w4 stale, w5 down)
+    CHECK(o.workers == 2);  // w1 w2 (w3 draining, w4 stale, w5 down)
     CHECK(o.draining_workers == 1);
     CHECK(o.slots == 4);
     CHECK(o.busy == 2);
@@ -248,8 +248,8 @@ TEST_CASE("eviction drops what no window needs and rejects late events", "[stats
     CHECK(t.counters().late == 2);
 
     // d finishes later: its record was kept, so it is complete.
-    CHECK(t.add(job_finished{"d", 1, T + 8000, T + 9000, 3000, T + 25'000, faasd::jobs::job_state::succeeded,
-                             "w1"}) == ingest_result::added);
+    CHECK(t.add(job_finished{"d", 1, T + 8000, T + 9000, 3000, T + 25'000, faasd::jobs::job_state::succeeded, "w1"}) ==
+          ingest_result::added);
     const auto o = t.summarize(T + 30'000, 10'000);
     CHECK(o.arrivals == 0);
     CHECK(o.completions == 1);
