@@ -3,6 +3,7 @@
 #include "frontend/frontend.hpp"
 
 #include <faasd/config/config.hpp>
+#include <faasd/crypto/sealing.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -165,6 +166,10 @@ void frontend_config::validate() {
             "FAASD_CREDENTIALS_KEYS is not set: the frontend needs the credential key ring "
             "(\"kid:<base64 of 32 bytes>[,...]\", e.g. k1:$(head -c 32 /dev/urandom | base64)). It is read from the "
             "environment only, never from a flag or the config file");
+    std::string why;
+    if (!crypto::key_ring::parse(credentials_keys, &why))
+        throw config::config_error("FAASD_CREDENTIALS_KEYS: " + (why.empty() ? std::string("not a key ring") : why) +
+                                   " (expected \"kid:<base64 of 32 bytes>[,...]\")");
 }
 
 frontend::frontend_settings frontend_config::settings() const {

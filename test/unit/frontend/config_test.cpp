@@ -31,6 +31,8 @@ void parse(parsed& p, std::vector<std::string> args) {
 
 }  // namespace
 
+constexpr const char* valid_ring = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 TEST_CASE("frontend config: defaults and validation", "[frontend][unit]") {
     parsed p;
     parse(p, {"--oidc-issuer", "http://kc/realms/faas"});
@@ -52,7 +54,7 @@ TEST_CASE("frontend config: defaults and validation", "[frontend][unit]") {
         parsed q;
         args.insert(args.begin(), {"--oidc-issuer", "http://kc/realms/faas"});
         parse(q, args);
-        q.fe.credentials_keys = "k1:x";
+        q.fe.credentials_keys = valid_ring;
         CHECK_THROWS_AS(q.fe.validate(), config::config_error);
     };
     bad({"--listen", "nonsense"});
@@ -68,9 +70,13 @@ TEST_CASE("frontend config: defaults and validation", "[frontend][unit]") {
     bad({"--rate-limit", "-1"});
     bad({"--max-wait", "1h"});
     bad({"--oidc-jwks-file", "/nonexistent/jwks.json"});
+    parsed badkey;
+    parse(badkey, {"--oidc-issuer", "http://kc/realms/faas"});
+    badkey.fe.credentials_keys = "k1:x";  // not 32 bytes
+    CHECK_THROWS_AS(badkey.fe.validate(), config::config_error);
     parsed none;
     parse(none, {});
-    none.fe.credentials_keys = "k1:x";
+    none.fe.credentials_keys = valid_ring;
     CHECK_THROWS_AS(none.fe.validate(), config::config_error);  // --oidc-issuer is required
 }
 
@@ -78,7 +84,7 @@ TEST_CASE("frontend config: file-only dev settings", "[frontend][unit]") {
     parsed p;
     parse(p, {"--oidc-issuer", "http://kc/realms/faas", "--allow-file-repos", "true", "--link-schemes", "https,http",
               "--env-allow", "*", "--bench-hello"});
-    p.fe.credentials_keys = "k1:x";
+    p.fe.credentials_keys = valid_ring;
     REQUIRE_NOTHROW(p.fe.validate());
     auto s = p.fe.settings();
     CHECK(s.job.repo_schemes == std::vector<std::string>{"https", "ssh", "file"});
@@ -113,7 +119,7 @@ TEST_CASE("frontend config: config/frontend.example.toml is valid and matches th
     auto file = (test::source_dir() / "config" / "frontend.example.toml").string();
     auto entries = config::read_file(file);
     REQUIRE_NOTHROW(config::apply_file(*sub, entries, file, config::all_long_names(app)));
-    p.fe.credentials_keys = "k1:x";
+    p.fe.credentials_keys = valid_ring;
     REQUIRE_NOTHROW(p.fe.validate());
     REQUIRE_NOTHROW(p.common.validate());
     REQUIRE_NOTHROW(p.kafka.validate());

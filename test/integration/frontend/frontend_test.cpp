@@ -1,0 +1,353 @@
+// `faasd frontend` in-process (run_frontend) against real Kafka and real
+// Keycloak tokens: submit, auth, access control, status, list, cancel, results
+// (written to the topics as a worker would), WebSocket, observer routes, OpenAPI.
+
+#include "frontend_support.hpp"
+
+#include <faasd/frontend/app.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+using namespace faasd;
+using namespace faasd::test::frontend;
+
+namespace {
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// What a worker writes when a job ends: a terminal snapshot with its result.
+jobs::job_status terminal_snapshot(const jobs::job_message& m, jobs::job_state state, json::value output) {
+    jobs::job_status s;
+    s.id = m.id;
+    s.owner = m.owner;
+    s.state = state;
+    s.attempt = 1;
+    s.submitted_at = m.submitted_at;
+    s.started_at = m.submitted_at + 1;
+    s.finished_at = now_ms();
+    s.updated_at = s.finished_at;
+    s.worker = "itest-worker";
+    s.repo = m.spec.repo;
+    s.delivery = m.spec.delivery;
+    jobs::job_result r;
+    r.id = m.id;
+    r.owner_subject = m.owner.subject;
+    r.state = state;
+    r.attempt = 1;
+    r.worker = s.worker;
+    r.exit_code = 0;
+    r.output = std::move(output);
+    r.stdout_text = "hello from the worker\n";
+    r.times.submitted_at = s.submitted_at;
+    r.times.finished_at = s.finished_at;
+    s.result = std::move(r);
+    return s;
+}
+
+awaitable<jobs::job_message> job_on_topic(frontend_env& fe, const std::string& id) {
+    auto m = co_await fe.find(fe.names.jobs_at_least_once, id);
+    REQUIRE(m.has_value());
+    REQUIRE(m->value.has_value());
+    auto decoded = jobs::decode_job_message(*m->value);
+    REQUIRE(decoded.has_value());
+    co_return *decoded;
+}
+
+awaitable<void> produce(frontend_env& fe, std::string topic, std::string key, std::optional<std::string> value) {
+    auto p = fe.producer_on(co_await asio::this_coro::executor);
+    kafka::record r;
+    r.topic = std::move(topic);
+    r.key = std::move(key);
+    r.value = std::move(value);
+    auto d = co_await p.send(std::move(r));
+    REQUIRE(d.has_value());
+    co_await p.close();
+}
+
+}  // namespace
+
+TEST_CASE("frontend: submit publishes the job (202 after the ack), identity from the token, credentials sealed",
+          "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto alice = token_of("alice");
+        auto r = co_await fe.call("POST", "/v1/jobs", alice, job_body());
+        auto id = id_of(r);
+        CHECK(r.header("Location") == "/v1/jobs/" + id);
+
+        // 202 came after the broker acknowledged: the job is on its topic.
+        auto raw = co_await fe.find(fe.names.jobs_at_least_once, id);
+        REQUIRE(raw.has_value());
+        CHECK(raw->value->find("SUPER-SECRET-VALUE") == std::string::npos);
+        CHECK(raw->value->find("mallory") == std::string::npos);
+        auto m = jobs::decode_job_message(*raw->value);
+        REQUIRE(m.has_value());
+        CHECK(m->id == id);
+        CHECK(m->owner.username == "alice");
+        CHECK_FALSE(m->owner.subject.empty());
+        CHECK(m->owner.subject != "mallory");
+        CHECK(std::find(m->owner.roles.begin(), m->owner.roles.end(), "faas-admin") == m->owner.roles.end());
+        CHECK(std::find(m->owner.roles.begin(), m->owner.roles.end(), "faas-user") != m->owner.roles.end());
+        // Sealed for this job under the ring's key; only the ring opens it.
+        CHECK(m->spec.credentials.key_id == "k1");
+        CHECK(m->spec.credentials.names == std::vector<std::string>{"git"});
+        auto opened = crypto::open(fe.ring, id, m->spec.credentials);
+        REQUIRE(opened.has_value());
+        CHECK(json::parse(*opened).at("git").as_string() == "SUPER-SECRET-VALUE");
+        CHECK_FALSE(crypto::open(fe.ring, "01ARZ3NDEKTSV4RRFFQ69G5FAV", m->spec.credentials).has_value());
+
+        // The queued snapshot is on the state topic too.
+        auto st = co_await fe.find(fe.names.state, id);
+        REQUIRE(st.has_value());
+        auto snap = jobs::decode_job_status(*st->value);
+        REQUIRE(snap.has_value());
+        CHECK(snap->state == jobs::job_state::queued);
+
+        // Status and list (read-your-writes, then the state topic).
+        auto s = co_await fe.call("GET", "/v1/jobs/" + id, alice);
+        REQUIRE(s.status == 200);
+        CHECK(s.json().at("state").as_string() == "queued");
+        auto l = co_await fe.call("GET", "/v1/jobs", alice);
+        REQUIRE(l.status == 200);
+        auto items = l.json().at("items").as_array();
+        REQUIRE(items.size() == 1);
+        CHECK(items[0].at("id").as_string() == id);
+
+        // Another user sees nothing: 404, and an empty list.
+        auto bob = token_of("bob");
+        CHECK((co_await fe.call("GET", "/v1/jobs/" + id, bob)).status == 404);
+        CHECK((co_await fe.call("GET", "/v1/jobs/" + id + "/result", bob)).status == 404);
+        CHECK((co_await fe.call("DELETE", "/v1/jobs/" + id, bob)).status == 404);
+        CHECK((co_await fe.call("GET", "/v1/jobs", bob)).json().at("items").as_array().empty());
+    });
+}
+
+TEST_CASE("frontend: bad tokens get 401 with WWW-Authenticate, users without the role 403", "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto none = co_await fe.call("POST", "/v1/jobs", std::nullopt, job_body());
+        CHECK(none.status == 401);
+        CHECK(none.header("WWW-Authenticate").value_or("").rfind("Bearer", 0) == 0);
+
+        auto alice = token_of("alice");
+        auto tampered = alice;
+        tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+        auto bad = co_await fe.call("GET", "/v1/jobs", tampered);
+        CHECK(bad.status == 401);
+        CHECK(bad.header("WWW-Authenticate").value_or("").find("invalid_token") != std::string::npos);
+        auto garbage = co_await fe.call("GET", "/v1/jobs", std::string("not-a-jwt"));
+        CHECK(garbage.status == 401);
+        CHECK(garbage.header("WWW-Authenticate").has_value());
+
+        auto dave = token_of("dave");
+        CHECK((co_await fe.call("GET", "/v1/jobs", dave)).status == 403);
+        auto ds = co_await fe.call("POST", "/v1/jobs", dave, job_body());
+        CHECK(ds.status == 403);
+        // Nothing was published for the refused submissions.
+        auto any = co_await fe.call("GET", "/v1/jobs", alice);
+        CHECK(any.json().at("items").as_array().empty());
+
+        // Public routes need no token.
+        CHECK((co_await fe.call("GET", "/healthz")).status == 200);
+        auto metrics = co_await fe.call("GET", "/metrics");
+        CHECK(metrics.status == 200);
+        CHECK(metrics.body.find("faasd_auth_failures_total") != std::string::npos);
+    });
+}
+
+TEST_CASE("frontend: cancel publishes to the cancel topic and the job ends cancelled", "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto alice = token_of("alice");
+        auto id = id_of(co_await fe.call("POST", "/v1/jobs", alice, job_body()));
+        auto c = co_await fe.call("DELETE", "/v1/jobs/" + id, alice);
+        INFO(c.body);
+        REQUIRE(c.status == 202);
+
+        auto msg = co_await fe.find(fe.names.cancel, id);
+        REQUIRE(msg.has_value());
+        auto v = json::parse(*msg->value).as_object();
+        CHECK(v.at("v").as_int64() == 1);
+        CHECK(v.at("id").as_string() == id);
+        auto job = co_await job_on_topic(fe, id);
+        CHECK(v.at("by").as_string() == job.owner.subject);
+
+        auto s = co_await fe.poll("/v1/jobs/" + id, alice,
+                                  [](const reply& r) { return r.status == 200 && r.json().at("state").as_string() == "cancelled"; });
+        CHECK(s.json().at("state").as_string() == "cancelled");
+        // The cancelled snapshot is on the state topic (other replicas see it).
+        auto st = co_await fe.find(fe.names.state, id, [](const kafka::message& m) {
+            auto d = m.value ? jobs::decode_job_status(*m.value) : result<jobs::job_status>(errc::bad_message);
+            return d && d->state == jobs::job_state::cancelled;
+        });
+        CHECK(st.has_value());
+    });
+}
+
+TEST_CASE("frontend: a worker's terminal snapshot becomes the result; reading it erases the job",
+          "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto alice = token_of("alice");
+        auto id = id_of(co_await fe.call("POST", "/v1/jobs", alice, job_body()));
+        auto keep_id = id_of(co_await fe.call("POST", "/v1/jobs", alice, job_body()));
+
+        auto early = co_await fe.call("GET", "/v1/jobs/" + id + "/result", alice);
+        CHECK(early.status == 409);  // not finished yet
+
+        const std::vector<std::string> both{id, keep_id};
+        for (const auto& jid : both) {
+            auto m = co_await job_on_topic(fe, jid);
+            auto snap = terminal_snapshot(m, jobs::job_state::succeeded, json::object{{"answer", 42}});
+            co_await produce(fe, fe.names.results, jid, jobs::encode(*snap.result));
+            co_await produce(fe, fe.names.state, jid, jobs::encode(snap));
+        }
+
+        auto r = co_await fe.call("GET", "/v1/jobs/" + id + "/result?wait=20", alice);
+        INFO(r.body);
+        REQUIRE(r.status == 200);
+        auto body = r.json().as_object();
+        CHECK(body.at("output").at("answer").as_int64() == 42);
+        CHECK(body.at("state").as_string() == "succeeded");
+        // Read once: erased here and tombstoned on the state topic.
+        CHECK((co_await fe.call("GET", "/v1/jobs/" + id + "/result", alice)).status == 404);
+        CHECK((co_await fe.call("GET", "/v1/jobs/" + id, alice)).status == 404);
+        auto tomb = co_await fe.find(fe.names.state, id, [](const kafka::message& m) { return m.tombstone(); });
+        CHECK(tomb.has_value());
+
+        // ?keep=true leaves it.
+        auto k1 = co_await fe.call("GET", "/v1/jobs/" + keep_id + "/result?keep=true&wait=20", alice);
+        REQUIRE(k1.status == 200);
+        auto k2 = co_await fe.call("GET", "/v1/jobs/" + keep_id + "/result?keep=true", alice);
+        CHECK(k2.status == 200);
+        CHECK(k2.json().at("output").at("answer").as_int64() == 42);
+        CHECK((co_await fe.call("GET", "/v1/jobs/" + keep_id, alice)).json().at("state").as_string() == "succeeded");
+    });
+}
+
+TEST_CASE("frontend: a WebSocket subscriber gets the job's state changes", "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto alice = token_of("alice");
+        client::ws_client ws;
+        auto url = "ws" + fe.base.substr(4) + "/v1/ws";
+        client::header_list auth_header{{"Authorization", "Bearer " + alice}};
+        std::vector<std::string> protos{"faasd.v1"};
+        auto connected = co_await ws.connect(url, auth_header, protos, 10s);
+        REQUIRE(connected.has_value());
+        CHECK(ws.subprotocol() == "faasd.v1");
+        auto welcome = co_await ws.read();
+        REQUIRE(welcome.has_value());
+        CHECK(json::parse(*welcome).at("type").as_string() == "welcome");
+        REQUIRE((co_await ws.write(R"({"type":"subscribe","all":true})")).has_value());
+        auto ack = co_await ws.read();
+        REQUIRE(ack.has_value());
+        CHECK(json::parse(*ack).at("type").as_string() == "subscribed");
+
+        auto id = id_of(co_await fe.call("POST", "/v1/jobs", alice, job_body()));
+        auto next_state = [&]() -> awaitable<std::string> {
+            for (;;) {
+                auto msg = co_await ws.read();
+                REQUIRE(msg.has_value());
+                auto v = json::parse(*msg).as_object();
+                if (v.at("type").as_string() != "job") continue;
+                CHECK(v.at("job").at("id").as_string() == id);
+                co_return std::string(v.at("job").at("state").as_string());
+            }
+        };
+        CHECK(co_await next_state() == "queued");
+
+        // A worker reports running, then success: both reach the subscriber.
+        auto m = co_await job_on_topic(fe, id);
+        jobs::job_status running;
+        running.id = id;
+        running.owner = m.owner;
+        running.state = jobs::job_state::running;
+        running.submitted_at = m.submitted_at;
+        running.started_at = now_ms();
+        running.updated_at = running.started_at;
+        running.worker = "itest-worker";
+        running.repo = m.spec.repo;
+        co_await produce(fe, fe.names.state, id, jobs::encode(running));
+        CHECK(co_await next_state() == "running");
+        json::object ok_output{{"ok", true}};
+        auto done = jobs::encode(terminal_snapshot(m, jobs::job_state::succeeded, ok_output));
+        co_await produce(fe, fe.names.state, id, done);
+        CHECK(co_await next_state() == "succeeded");
+
+        // A bad token on the upgrade: the session closes with 4001.
+        client::ws_client bad;
+        client::header_list bad_header{{"Authorization", "Bearer nope"}};
+        auto bad_connected = co_await bad.connect(url, bad_header, protos, 10s);
+        REQUIRE(bad_connected.has_value());
+        while (co_await bad.read()) {
+        }
+        CHECK(bad.close_code() == 4001);
+        co_await ws.close();
+    });
+}
+
+TEST_CASE("frontend: observer report and config; admin only for config", "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto alice = token_of("alice");
+        auto carol = token_of("carol");
+        CHECK((co_await fe.call("PUT", "/v1/observer/config", alice, R"({"max_step_up": 5})")).status == 403);
+        CHECK((co_await fe.call("GET", "/v1/observer/config", alice)).status == 403);
+        auto bad = co_await fe.call("PUT", "/v1/observer/config", carol, R"({"max_step_up": -1})");
+        CHECK(bad.status == 400);
+
+        auto put = co_await fe.call("PUT", "/v1/observer/config", carol, R"({"max_step_up": 5})");
+        INFO(put.body);
+        REQUIRE(put.status == 200);
+        auto pub = co_await fe.find(fe.names.observer_config, "config");
+        REQUIRE(pub.has_value());
+        CHECK(json::parse(*pub->value).at("max_step_up").as_int64() == 5);
+        auto got = co_await fe.call("GET", "/v1/observer/config", carol);
+        REQUIRE(got.status == 200);
+        CHECK(got.json().at("max_step_up").as_int64() == 5);
+
+        // The report is whatever the observer last wrote to its topic.
+        CHECK((co_await fe.call("GET", "/v1/observer/report", alice)).status == 404);
+        co_await produce(fe, fe.names.observer, "report", R"({"v":1,"workers":3,"decision":"hold"})");
+        auto rep = co_await fe.poll("/v1/observer/report", alice, [](const reply& r) { return r.status == 200; });
+        REQUIRE(rep.status == 200);
+        CHECK(rep.json().at("workers").as_int64() == 3);
+    });
+}
+
+TEST_CASE("frontend: every route is in the served /openapi.json", "[frontend][integration]") {
+    with_frontend([](frontend_env& fe) -> awaitable<void> {
+        auto r = co_await fe.call("GET", "/openapi.json");
+        REQUIRE(r.status == 200);
+        auto paths = r.json().at("paths").as_object();
+        for (const auto& rt : faasd::frontend::route_table()) {
+            if (rt.name == "benchHello") continue;  // hidden benchmark route
+            std::string method(rt.method);
+            std::transform(method.begin(), method.end(), method.begin(), [](unsigned char ch) { return std::tolower(ch); });
+            INFO(rt.method << " " << rt.pattern);
+            REQUIRE(paths.contains(rt.pattern));
+            CHECK(paths.at(rt.pattern).as_object().contains(method));
+        }
+    });
+}
+
+TEST_CASE("frontend: the faasd frontend command validates its configuration (exit 2) and documents its options",
+          "[frontend][integration]") {
+    auto bin = test::faasd_binary();
+    auto key = "FAASD_CREDENTIALS_KEYS=" + crypto::generate_key("k1");
+    auto issuer = "--oidc-issuer=" + test::require_env("FAASD_TEST_OIDC_ISSUER");
+
+    auto help = test::run_process({bin, "frontend", "--help"});
+    CHECK(help.exit_code == 0);
+    for (const char* opt : {"--listen", "--oidc-issuer", "--oidc-jwks-file", "--kafka-brokers", "--topic-prefix",
+                            "--max-body", "--shutdown-grace", "--create-topics"})
+        CHECK(help.out.find(opt) != std::string::npos);
+
+    auto ok = test::run_process({bin, "frontend", "--check-config", issuer}, {key});
+    INFO(ok.err);
+    CHECK(ok.exit_code == 0);
+    CHECK(test::run_process({bin, "frontend", "--check-config"}, {key}).exit_code == 2);           // no issuer
+    CHECK(test::run_process({bin, "frontend", "--check-config", issuer}).exit_code == 2);          // no key ring
+    CHECK(test::run_process({bin, "frontend", "--check-config", issuer}, {"FAASD_CREDENTIALS_KEYS=k1:x"}).exit_code == 2);
+    CHECK(test::run_process({bin, "frontend", "--check-config", issuer, "--listen", "nope"}, {key}).exit_code == 2);
+    CHECK(test::run_process({bin, "frontend", "--check-config", issuer, "--kafka-brokers", ""}, {key}).exit_code == 2);
+}
