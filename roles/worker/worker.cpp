@@ -1,0 +1,284 @@
+#include "worker/worker.hpp"
+
+#include <faasd/config/config.hpp>
+#include <faasd/core/id.hpp>
+#include <faasd/crypto/primitives.hpp>
+#include <faasd/crypto/sealing.hpp>
+#include <faasd/git/url.hpp>
+#include <faasd/jobs/topics.hpp>
+#include <faasd/kafka/admin.hpp>
+#include <faasd/kafka/topics.hpp>
+#include <faasd/http/health.hpp>
+#include <faasd/worker/http_transfer.hpp>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <cstdlib>
+
+namespace faasd::roles {
+namespace asio = boost::asio;
+
+namespace {
+
+std::chrono::milliseconds duration_of(const std::string& option, const std::string& v) {
+    auto d = config::parse_duration(v);
+    if (!d) throw config::config_error(option + ": '" + v + "' is not a duration (e.g. 30s, 500ms, 5m)");
+    return *d;
+}
+
+std::uint64_t size_of(const std::string& option, const std::string& v) {
+    auto s = config::parse_size(v);
+    if (!s) throw config::config_error(option + ": '" + v + "' is not a size (e.g. 512MiB, 4GiB)");
+    return *s;
+}
+
+// boost::system::result has no value_or in Boost 1.81.
+template <class T, class D>
+T or_default(const result<T>& r, const D& d) {
+    return r ? *r : T(d);
+}
+
+void check(bool ok, const std::string& what) {
+    if (!ok) throw config::config_error(what);
+}
+
+}  // namespace
+
+void add_worker_options(CLI::App& app, worker_config& c) {
+    app.add_option("--slots", c.slots, "Jobs run at once by this worker (each in its own sandbox)")->capture_default_str();
+    app.add_option("--worker-id", c.worker_id,
+                   "Identity in heartbeats, snapshots and results (default: w-<12 random hex digits>)");
+    app.add_option("--group", c.group, "Consumer group of the workers (default: <topic prefix>workers)");
+
+    app.add_option("--cache-dir", c.cache_dir, "Repository cache (bare mirrors; may be shared by the workers of a host)")
+        ->capture_default_str();
+    app.add_option("--cache-max-size", c.cache_max_size, "Cache size above which the least recently used mirrors go")
+        ->capture_default_str();
+    app.add_option("--fetch-staleness", c.fetch_staleness,
+                   "A branch or tag is resolved from the cache without fetching while the mirror is younger than this")
+        ->capture_default_str();
+    app.add_option("--allowed-schemes", c.allowed_schemes,
+                   "Repository URL schemes jobs may use (https,ssh,git,http,file; file only when listed)")
+        ->capture_default_str();
+    app.add_option("--git-threads", c.git_threads, "Threads for libgit2 (clones, fetches, checkouts)")->capture_default_str();
+    app.add_option("--git-attempts", c.git_attempts, "Network attempts per repository preparation (backoff between)")
+        ->capture_default_str();
+
+    app.add_option("--jobs-dir", c.jobs_dir, "Per-attempt workspaces (put it on a tmpfs: credentials are written here)")
+        ->capture_default_str();
+    app.add_option("--sandbox", c.sandbox, "bwrap (bubblewrap namespaces) or none (rlimits and a clean environment only)")
+        ->capture_default_str();
+    app.add_option("--cgroups", c.cgroups, "auto (memory and pids cgroups when writable) or off (rlimits only)")
+        ->capture_default_str();
+    app.add_option("--allow-network", c.allow_network,
+                   "Give network access to functions whose faasd.json asks for it (true|false)")
+        ->capture_default_str();
+    app.add_option("--timeout-default", c.timeout_default, "Wall-clock limit of a run when the job gives none")
+        ->capture_default_str();
+    app.add_option("--timeout-max", c.timeout_max, "Upper bound of a job's timeout_s")->capture_default_str();
+    app.add_option("--kill-grace", c.kill_grace, "Time between SIGTERM and SIGKILL when a run is stopped")
+        ->capture_default_str();
+    app.add_option("--cpu-limit", c.cpu_limit, "CPU time per process of a run (whole seconds)")->capture_default_str();
+    app.add_option("--memory-limit", c.memory_limit, "Memory of a run (cgroup, else address space)")->capture_default_str();
+    app.add_option("--pids-limit", c.pids_limit, "Processes and threads of a run")->capture_default_str();
+    app.add_option("--output-cap", c.output_cap, "Kept of stdout and of stderr each (the rest is counted and dropped)")
+        ->capture_default_str();
+    app.add_option("--output-kill", c.output_kill, "A stream writing more than this kills the run (output_limit)")
+        ->capture_default_str();
+    app.add_option("--disk-limit", c.disk_limit, "Any single file, the private /tmp, and all output files together")
+        ->capture_default_str();
+
+    app.add_option("--allow-private-sources", c.allow_private_sources,
+                   "Let sources and sinks reach loopback, private and link-local addresses (true|false)")
+        ->capture_default_str();
+    app.add_option("--source-max-size", c.source_max_size, "Largest source download")->capture_default_str();
+    app.add_option("--transfer-timeout", c.transfer_timeout, "Deadline of one source download or sink upload")
+        ->capture_default_str();
+    app.add_option("--sink-attempts", c.sink_attempts, "Tries per sink upload on transient failures (5xx, timeouts)")
+        ->capture_default_str();
+
+    app.add_option("--heartbeat-interval", c.heartbeat_interval, "Time between heartbeats on the heartbeats topic")
+        ->capture_default_str();
+    app.add_option("--max-retries", c.max_retries,
+                   "Upper bound on a job's retries after infrastructure failures (and function failures with retry_on_failure)")
+        ->capture_default_str();
+    app.add_option("--retry-backoff", c.retry_backoff, "Delay before the second attempt; doubles per attempt, +-25% jitter")
+        ->capture_default_str();
+    app.add_option("--retry-backoff-max", c.retry_backoff_max, "Cap of the retry delay")->capture_default_str();
+    app.add_option("--cancel-memory", c.cancel_memory, "How long a cancelled job id is remembered (to skip it when it arrives)")
+        ->capture_default_str();
+    app.add_option("--cancel-max-ids", c.cancel_max_ids, "At most this many cancelled ids are remembered")
+        ->capture_default_str();
+    app.add_option("--drain-timeout", c.drain_timeout,
+                   "On shutdown, how long running jobs may finish before they are stopped and handed back "
+                   "(default: --shutdown-grace minus 8s, at least half of it)");
+    app.add_option("--transaction-timeout", c.transaction_timeout,
+                   "transaction.timeout.ms of the exactly-once producer (how long a dead worker's transaction blocks)")
+        ->capture_default_str();
+
+    app.add_option("--health-listen", c.health_listen,
+                   "host:port serving /healthz, /readyz and /metrics (empty: no health server)");
+}
+
+void worker_config::validate() {
+    check(slots >= 1 && slots <= 1024, "--slots: must be between 1 and 1024");
+    if (worker_id.empty()) worker_id = "w-" + random_hex(6);
+    check(worker_id.size() <= 128 && worker_id.find_first_of(" \t\r\n\"\\") == std::string::npos,
+          "--worker-id: at most 128 characters, no spaces or quotes");
+    check(!cache_dir.empty(), "--cache-dir: required");
+    check(!jobs_dir.empty(), "--jobs-dir: required");
+    size_of("--cache-max-size", cache_max_size);
+    duration_of("--fetch-staleness", fetch_staleness);
+    if (auto p = git::scheme_policy::parse(allowed_schemes); !p)
+        throw config::config_error("--allowed-schemes: '" + allowed_schemes + "' is not a list of https,ssh,git,http,file");
+    check(git_threads >= 1 && git_threads <= 64, "--git-threads: must be between 1 and 64");
+    check(git_attempts >= 1 && git_attempts <= 20, "--git-attempts: must be between 1 and 20");
+    if (!sandbox::parse_sandbox_mode(sandbox)) throw config::config_error("--sandbox: '" + sandbox + "' is not bwrap or none");
+    check(cgroups == "auto" || cgroups == "off", "--cgroups: must be auto or off");
+    duration_of("--timeout-default", timeout_default);
+    duration_of("--timeout-max", timeout_max);
+    duration_of("--kill-grace", kill_grace);
+    duration_of("--cpu-limit", cpu_limit);
+    size_of("--memory-limit", memory_limit);
+    check(pids_limit >= 1, "--pids-limit: must be at least 1");
+    size_of("--output-cap", output_cap);
+    size_of("--output-kill", output_kill);
+    size_of("--disk-limit", disk_limit);
+    size_of("--source-max-size", source_max_size);
+    duration_of("--transfer-timeout", transfer_timeout);
+    check(sink_attempts >= 1 && sink_attempts <= 20, "--sink-attempts: must be between 1 and 20");
+    auto hb = duration_of("--heartbeat-interval", heartbeat_interval);
+    check(hb >= std::chrono::milliseconds(100), "--heartbeat-interval: at least 100ms");
+    duration_of("--retry-backoff", retry_backoff);
+    duration_of("--retry-backoff-max", retry_backoff_max);
+    duration_of("--cancel-memory", cancel_memory);
+    check(cancel_max_ids >= 1, "--cancel-max-ids: at least 1");
+    if (!drain_timeout.empty()) duration_of("--drain-timeout", drain_timeout);
+    duration_of("--transaction-timeout", transaction_timeout);
+    if (!health_listen.empty() && !config::parse_endpoint(health_listen))
+        throw config::config_error("--health-listen: '" + health_listen + "' is not host:port");
+
+    if (auto e = git::validate(cache_settings()); !e.empty()) throw config::config_error(e);
+    if (auto e = sandbox::validate(sandbox_settings()); !e.empty()) throw config::config_error(e);
+    worker::retry_policy rp;
+    rp.max_retries = max_retries;
+    rp.initial_backoff = duration_of("--retry-backoff", retry_backoff);
+    rp.max_backoff = duration_of("--retry-backoff-max", retry_backoff_max);
+    if (auto e = worker::validate(rp); !e.empty()) throw config::config_error(e);
+
+    if (credentials_keys.empty())
+        if (const char* env = std::getenv("FAASD_CREDENTIALS_KEYS")) credentials_keys = env;
+    if (!credentials_keys.empty()) {
+        std::string why;
+        if (!crypto::key_ring::parse(credentials_keys, &why))
+            throw config::config_error("FAASD_CREDENTIALS_KEYS: " + (why.empty() ? std::string("invalid key ring") : why));
+    }
+}
+
+git::cache_config worker_config::cache_settings() const {
+    git::cache_config c;
+    c.dir = cache_dir;
+    c.max_bytes = or_default(config::parse_size(cache_max_size), c.max_bytes);
+    c.ref_staleness = or_default(config::parse_duration(fetch_staleness), c.ref_staleness);
+    if (auto p = git::scheme_policy::parse(allowed_schemes)) c.schemes = *p;
+    c.threads = static_cast<std::size_t>(std::max(git_threads, 1));
+    c.retry.attempts = git_attempts;
+    return c;
+}
+
+sandbox::sandbox_config worker_config::sandbox_settings() const {
+    sandbox::sandbox_config c;
+    c.mode = sandbox::parse_sandbox_mode(sandbox).value_or(sandbox::sandbox_mode::bubblewrap);
+    c.allow_network = allow_network;
+    c.cgroups = cgroups;
+    auto& l = c.defaults;
+    l.timeout = or_default(config::parse_duration(timeout_default), l.timeout);
+    l.kill_grace = or_default(config::parse_duration(kill_grace), l.kill_grace);
+    l.cpu = std::chrono::duration_cast<std::chrono::seconds>(or_default(config::parse_duration(cpu_limit), l.cpu));
+    l.memory_bytes = or_default(config::parse_size(memory_limit), l.memory_bytes);
+    l.max_processes = static_cast<std::uint32_t>(std::max(pids_limit, 1));
+    l.output_bytes = or_default(config::parse_size(output_cap), l.output_bytes);
+    l.output_kill_bytes = or_default(config::parse_size(output_kill), l.output_kill_bytes);
+    l.disk_bytes = or_default(config::parse_size(disk_limit), l.disk_bytes);
+    return c;
+}
+
+worker::service_config worker_config::service_settings(const kafka_config& kafka) const {
+    worker::service_config s;
+    s.worker_id = worker_id;
+    s.slots = slots;
+    s.jobs_dir = jobs_dir;
+    s.topics = jobs::topic_names::with_prefix(kafka.topic_prefix);
+    s.group_id = group.empty() ? kafka.topic_prefix + "workers" : group;
+    s.kafka.brokers = kafka.brokers;
+    s.kafka.properties = kafka::parse_properties(kafka.properties);
+    s.heartbeat_interval = *config::parse_duration(heartbeat_interval);
+    s.retry.max_retries = max_retries;
+    s.retry.initial_backoff = *config::parse_duration(retry_backoff);
+    s.retry.max_backoff = *config::parse_duration(retry_backoff_max);
+    s.limits = sandbox_settings().defaults;
+    s.max_timeout = *config::parse_duration(timeout_max);
+    s.cancel_max_ids = cancel_max_ids;
+    s.cancel_ttl = *config::parse_duration(cancel_memory);
+    s.source_max_bytes = *config::parse_size(source_max_size);
+    s.sink_attempts = sink_attempts;
+    if (!drain_timeout.empty()) s.drain_timeout = *config::parse_duration(drain_timeout);
+    s.transaction_timeout = *config::parse_duration(transaction_timeout);
+    return s;
+}
+
+asio::awaitable<void> run_worker(worker_config cfg, kafka_config kafka, runtime::role_env& env) {
+    cfg.validate();
+    kafka.validate();
+    auto ex = co_await asio::this_coro::executor;
+    auto log = env.log.with({{"worker", cfg.worker_id}});
+    auto settings = cfg.service_settings(kafka);
+
+    if (kafka.create_topics) {
+        kafka::admin_options ao;
+        ao.brokers = kafka.brokers;
+        ao.properties = settings.kafka.properties;
+        ao.client_id = "faasd-worker-" + cfg.worker_id + "-admin";
+        ao.log = log;
+        kafka::admin adm(ex, ao);
+        auto r = co_await kafka::ensure_faasd_topics(adm, settings.topics, kafka.topic_partitions, kafka.topic_replication);
+        co_await adm.close();
+        if (!r) throw std::runtime_error("cannot create the topics: " + r.error().message());
+    }
+
+    std::optional<crypto::key_ring> keys;
+    if (!cfg.credentials_keys.empty()) {
+        keys = crypto::key_ring::parse(cfg.credentials_keys).value();
+        crypto::wipe(cfg.credentials_keys);
+    } else {
+        log.warn("worker.no_credential_keys",
+                 {{"detail", "FAASD_CREDENTIALS_KEYS is not set: jobs with credentials fail (credentials_unavailable)"}});
+    }
+
+    git::repo_cache cache(cfg.cache_settings(), log);
+    sandbox::function_runner runner(cfg.sandbox_settings(), log);
+    log.info("worker.sandbox", {{"mode", sandbox::to_string(runner.capabilities().mode)},
+                                {"detail", runner.capabilities().detail}});
+
+    worker::service_deps deps;
+    deps.cache = &cache;
+    deps.runner = &runner;
+    deps.keys = keys ? &*keys : nullptr;
+    worker::http_transfer_config tc;
+    tc.allow_private = cfg.allow_private_sources;
+    tc.timeout = *config::parse_duration(cfg.transfer_timeout);
+    worker::http_transfer transfer(ex, tc, log);
+    deps.transfer = &transfer;
+
+    worker::service svc(ex, settings, deps, log, env.health_state);
+    if (cfg.health_listen.empty()) {
+        co_await svc.run(env.shutdown, env.shutdown_grace);
+    } else {
+        using namespace asio::experimental::awaitable_operators;
+        co_await (svc.run(env.shutdown, env.shutdown_grace) && http::serve_health(env, cfg.health_listen, nullptr));
+    }
+}
+
+}  // namespace faasd::roles

@@ -1,0 +1,1312 @@
+// The worker's shell: Kafka in and out, slots, the lifecycle of each message,
+// commits and transactions, cancellation, heartbeats and graceful shutdown.
+// docs/worker.md describes the moving parts, docs/semantics.md the promises.
+
+#include <faasd/worker/service.hpp>
+
+#include <faasd/crypto/primitives.hpp>
+#include <faasd/crypto/sealing.hpp>
+#include <faasd/git/cache.hpp>
+#include <faasd/git/url.hpp>
+#include <faasd/jobs/codec.hpp>
+#include <faasd/kafka/consumer.hpp>
+#include <faasd/kafka/producer.hpp>
+#include <faasd/sandbox/manifest.hpp>
+#include <faasd/sandbox/runner.hpp>
+#include <faasd/worker/cancel_set.hpp>
+#include <faasd/worker/lifecycle.hpp>
+#include <faasd/worker/messages.hpp>
+#include <faasd/worker/offset_tracker.hpp>
+#include <faasd/worker/outcome.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+namespace faasd::worker {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+jobs::unix_ms now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// A wake-up for one waiting coroutine: notify() before or during wait()
+/// makes wait() return true; a passed deadline makes it return false.
+class notifier {
+public:
+    explicit notifier(const asio::any_io_executor& ex) : timer_(ex) {}
+    void notify() {
+        pending_ = true;
+        timer_.cancel();
+    }
+    asio::awaitable<bool> wait(steady::time_point deadline = steady::time_point::max()) {
+        if (pending_) {
+            pending_ = false;
+            co_return true;
+        }
+        timer_.expires_at(deadline);
+        co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        bool woken = pending_;
+        pending_ = false;
+        co_return woken;
+    }
+
+private:
+    asio::steady_timer timer_;
+    bool pending_ = false;
+};
+
+kafka::record make_record(std::string topic, std::string key, std::optional<std::string> value) {
+    kafka::record r;
+    r.topic = std::move(topic);
+    r.key = std::move(key);
+    r.value = std::move(value);
+    return r;
+}
+
+/// Shared state of send_all: completions counted on the loop thread.
+struct send_state {
+    explicit send_state(const asio::any_io_executor& ex, std::size_t n) : left(n), done(ex) {}
+    std::size_t left;
+    std::optional<kafka::error> error;
+    std::exception_ptr exception;
+    notifier done;
+};
+
+/// Produces records concurrently and waits for every acknowledgement; the
+/// first error is returned. Fatal producer errors are rethrown.
+asio::awaitable<kafka::result<void>> send_all(kafka::producer& p, std::vector<kafka::record> records) {
+    if (records.empty()) co_return kafka::result<void>{};
+    auto ex = co_await asio::this_coro::executor;
+    auto st = std::make_shared<send_state>(ex, records.size());
+    for (auto& r : records) {
+        auto op = p.send(std::move(r));
+        auto on_done = [st](std::exception_ptr e, kafka::result<kafka::delivery> d) {
+            if (e && !st->exception) st->exception = e;
+            if (!e && !d && !st->error) st->error = d.error();
+            if (--st->left == 0) st->done.notify();
+        };
+        asio::co_spawn(ex, std::move(op), std::move(on_done));
+    }
+    while (st->left > 0) co_await st->done.wait();
+    if (st->exception) std::rethrow_exception(st->exception);
+    if (st->error) co_return *st->error;
+    co_return kafka::result<void>{};
+}
+
+}  // namespace
+
+// One message being handled.
+struct job_ctx {
+    explicit job_ctx(const asio::any_io_executor& ex) : wake(ex) {}
+    ~job_ctx() { wipe(); }
+
+    void wipe() noexcept {
+        crypto::wipe(credentials);
+        for (auto& [k, v] : secrets) crypto::wipe(v);
+        secrets.clear();
+    }
+    std::string secret(const std::string& name) const {
+        if (name.empty()) return {};
+        auto it = secrets.find(name);
+        return it == secrets.end() ? std::string() : it->second;
+    }
+
+    std::uint64_t seq = 0;
+    kafka::message msg;  // the original, for dead-letter
+    partition_id part;
+    jobs::delivery_mode mode = jobs::delivery_mode::at_least_once;
+    std::string id;  // empty for poison
+    std::optional<lifecycle> fsm;
+    faasd::logger log;
+
+    notifier wake;                        // waits of this job (not_before, slot, commit, backoff)
+    asio::cancellation_signal cancel;     // interrupts the step in progress
+    bool in_step = false;                 // an interruptible step is running
+    bool cancel_requested = false;        // a cancel for this job arrived
+    bool abort_requested = false;         // hand it back (revoked, shutdown)
+    bool holds_slot = false;
+    bool waiting_slot = false;
+    bool held = false;                    // waiting for not_before
+
+    std::unique_ptr<sandbox::workspace> ws;
+    std::optional<sandbox::function_command> command;
+    std::vector<sandbox::produced_output> produced;
+    std::string credentials;              // the opened JSON, wiped when the job ends
+    std::map<std::string, std::string> secrets;
+};
+
+struct service::impl : std::enable_shared_from_this<impl> {
+    impl(asio::any_io_executor ex, service_config c, service_deps d, faasd::logger l,
+         std::shared_ptr<runtime::health> h)
+        : ex_(std::move(ex)),
+          cfg(std::move(c)),
+          deps(d),
+          log(std::move(l)),
+          health(std::move(h)),
+          cancels(cfg.cancel_max_ids, cfg.cancel_ttl),
+          rng(std::random_device{}()),
+          poll_wake(ex_),
+          commit_wake(ex_),
+          txn_wake(ex_),
+          hb_wake(ex_),
+          jobs_changed(ex_),
+          stop_event(ex_),
+          loops_changed(ex_) {
+        if (cfg.slots < 1) cfg.slots = 1;
+        if (cfg.max_held == 0) cfg.max_held = 8 * static_cast<std::size_t>(cfg.slots);
+        if (!health) health = std::make_shared<runtime::health>();
+        eos_topic = cfg.topics.jobs_exactly_once;
+    }
+
+    // ---- configuration and state ------------------------------------------------
+
+    asio::any_io_executor ex_;
+    service_config cfg;
+    service_deps deps;
+    faasd::logger log;
+    std::shared_ptr<runtime::health> health;
+    std::string eos_topic;
+
+    std::unique_ptr<kafka::consumer> consumer;         // jobs topics, group
+    std::unique_ptr<kafka::consumer> cancel_consumer;  // cancel topic, assign
+    std::unique_ptr<kafka::producer> producer;         // idempotent: state, results, heartbeats, dead-letter, retries
+    std::unique_ptr<kafka::producer> txn_producer;     // exactly-once results
+
+    offset_tracker tracker;
+    std::set<partition_id> assigned;
+    cancel_set cancels;
+    std::mt19937_64 rng;
+
+    std::map<std::uint64_t, std::shared_ptr<job_ctx>> jobs_;
+    std::multimap<std::string, std::uint64_t> by_id;
+    std::uint64_t next_seq = 1;
+    int busy = 0;
+    std::deque<std::shared_ptr<job_ctx>> slot_waiters;
+    int held = 0;
+    bool paused = false;
+    bool draining = false;
+    bool cancels_ready = false;
+    std::vector<std::weak_ptr<job_ctx>> commit_waiters;
+
+    struct staged {
+        partition_id part;
+        std::int64_t offset = 0;
+        std::string job;
+        std::vector<kafka::record> records;
+    };
+    std::vector<staged> staged_;
+    bool txn_busy = false;
+
+    notifier poll_wake, commit_wake, txn_wake, hb_wake, jobs_changed, stop_event, loops_changed;
+    bool poll_stop = false, commit_stop = false, txn_stop = false, hb_stop = false, cancel_stop = false;
+    int loops = 0;
+    std::exception_ptr fatal;
+    service_stats st;
+
+    // ---- helpers ----------------------------------------------------------------
+
+    std::optional<jobs::delivery_mode> mode_of(const std::string& topic) const {
+        for (auto m : {jobs::delivery_mode::at_most_once, jobs::delivery_mode::at_least_once,
+                       jobs::delivery_mode::exactly_once})
+            if (cfg.topics.jobs(m) == topic) return m;
+        return std::nullopt;
+    }
+
+    double jitter() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+
+    sandbox::limits limits_for(const jobs::job_spec& spec) const {
+        auto l = cfg.limits;
+        if (spec.timeout_s > 0)
+            l.timeout = std::min<std::chrono::milliseconds>(std::chrono::seconds(spec.timeout_s), cfg.max_timeout);
+        return l;
+    }
+
+    void spawn_loop(asio::awaitable<void> loop, const char* name) {
+        ++loops;
+        auto self = shared_from_this();
+        std::string n = name;
+        asio::co_spawn(ex_, std::move(loop), [self, n](std::exception_ptr e) {
+            --self->loops;
+            self->loops_changed.notify();
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                self->log.error("worker.loop_failed", {{"loop", n}, {"error", ex.what()}});
+            }
+            if (!self->fatal) self->fatal = e;
+            self->stop_event.notify();
+        });
+    }
+
+    void wake_poll() { poll_wake.notify(); }
+
+    void request_cancel(job_ctx& c) {
+        c.cancel_requested = true;
+        if (c.in_step) c.cancel.emit(asio::cancellation_type::terminal);
+        c.wake.notify();
+    }
+
+    void abort_job(job_ctx& c) {
+        c.abort_requested = true;
+        if (c.in_step) c.cancel.emit(asio::cancellation_type::terminal);
+        c.wake.notify();
+    }
+
+    step_status interrupted_status(const job_ctx& c) const {
+        if (c.abort_requested) return step_status::aborted;
+        if (c.cancel_requested) return step_status::cancelled;
+        return step_status::aborted;  // cancelled from outside (the role is being torn down)
+    }
+
+    static input failed_input(failure f) {
+        input in;
+        in.status = step_status::failed;
+        in.fail = std::move(f);
+        return in;
+    }
+    static input status_input(step_status s) {
+        input in;
+        in.status = s;
+        return in;
+    }
+
+    /// Runs an operation that a cancel or an abort may interrupt; nullopt when
+    /// it was interrupted before it started.
+    template <class T>
+    asio::awaitable<std::optional<T>> interruptible(job_ctx& c, asio::awaitable<T> op) {
+        if (c.cancel_requested || c.abort_requested) co_return std::nullopt;
+        c.in_step = true;
+        struct reset {
+            job_ctx& c;
+            ~reset() {
+                c.in_step = false;
+                c.cancel.slot().clear();
+            }
+        } guard{c};
+        auto token = asio::bind_cancellation_slot(c.cancel.slot(), asio::use_awaitable);
+        T value = co_await asio::co_spawn(ex_, std::move(op), token);
+        co_return std::optional<T>(std::move(value));
+    }
+
+    // ---- slots ------------------------------------------------------------------
+
+    void release_slot(job_ctx& c) {
+        if (!c.holds_slot) return;
+        c.holds_slot = false;
+        --busy;
+        while (!slot_waiters.empty()) {
+            auto w = slot_waiters.front();
+            slot_waiters.pop_front();
+            if (!w->waiting_slot) continue;
+            w->waiting_slot = false;
+            w->holds_slot = true;
+            ++busy;
+            w->wake.notify();
+            break;
+        }
+        wake_poll();
+    }
+
+    asio::awaitable<step_status> acquire_slot(job_ctx& c) {
+        if (c.abort_requested) co_return step_status::aborted;
+        if (c.cancel_requested) co_return step_status::cancelled;
+        if (busy < cfg.slots && slot_waiters.empty()) {
+            ++busy;
+            c.holds_slot = true;
+            co_return step_status::ok;
+        }
+        c.waiting_slot = true;
+        slot_waiters.push_back(shared_from_job(c));
+        wake_poll();
+        while (!c.holds_slot && !c.cancel_requested && !c.abort_requested) co_await c.wake.wait();
+        if (c.waiting_slot) {
+            c.waiting_slot = false;
+            std::erase_if(slot_waiters, [&](const auto& p) { return p.get() == &c; });
+            wake_poll();
+        }
+        if (c.holds_slot) co_return step_status::ok;  // the machine looks at the cancelled set next
+        co_return c.abort_requested ? step_status::aborted : step_status::cancelled;
+    }
+
+    std::shared_ptr<job_ctx> shared_from_job(job_ctx& c) {
+        auto it = jobs_.find(c.seq);
+        return it == jobs_.end() ? nullptr : it->second;
+    }
+
+    // ---- publishing -----------------------------------------------------------------
+
+    /// Produces the records (acks=all), retrying with backoff until they are
+    /// acknowledged or the job is aborted (shutdown).
+    asio::awaitable<step_status> publish(job_ctx& c, std::vector<kafka::record> records) {
+        auto backoff = 200ms;
+        for (;;) {
+            auto copy = records;
+            auto r = co_await send_all(*producer, std::move(copy));
+            if (r) co_return step_status::ok;
+            ++st.kafka_errors;
+            c.log.warn("job.publish_failed", {{"error", r.error().message()}, {"retry_in_ms", backoff.count()}});
+            if (c.abort_requested) co_return step_status::aborted;
+            co_await c.wake.wait(steady::now() + backoff);
+            if (c.abort_requested) co_return step_status::aborted;
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
+        }
+    }
+
+    kafka::record dead_letter_record(const job_ctx& c, const std::string& reason) const {
+        kafka::record r;
+        r.topic = cfg.topics.dead_letter;
+        r.key = c.msg.key;
+        r.value = c.msg.value;
+        for (auto& [k, v] : dead_letter_headers(reason, c.msg.topic, c.msg.partition, c.msg.offset, cfg.worker_id,
+                                                c.fsm && !c.fsm->is_poison() ? c.fsm->job().attempt : 0))
+            r.headers.push_back({k, v});
+        for (const auto& h : c.msg.headers) r.headers.push_back(h);
+        return r;
+    }
+
+    std::vector<kafka::record> records_of(const job_ctx& c, const action& a) const {
+        std::vector<kafka::record> out;
+        if (a.retry) out.push_back(make_record(cfg.topics.jobs(c.mode), a.retry->id, jobs::encode(*a.retry)));
+        if (a.snapshot) out.push_back(make_record(cfg.topics.state, a.snapshot->id, jobs::encode(*a.snapshot)));
+        if (a.result) out.push_back(make_record(cfg.topics.results, a.result->id, jobs::encode(*a.result)));
+        if (a.type == action_type::dead_letter || a.dead_letter) out.push_back(dead_letter_record(c, a.reason));
+        return out;
+    }
+
+    void count_result(const jobs::job_result& r, bool final) {
+        if (!final) return;
+        switch (r.state) {
+            case jobs::job_state::succeeded: ++st.succeeded; break;
+            case jobs::job_state::timed_out: ++st.timed_out; break;
+            case jobs::job_state::cancelled: ++st.cancelled; break;
+            default: ++st.failed; break;
+        }
+    }
+
+    void log_result(const job_ctx& c, const jobs::job_result& r, bool final) {
+        c.log.info(final ? "job.finished" : "job.attempt_failed",
+                   {{"state", jobs::to_string(r.state)},
+                    {"code", r.error.code},
+                    {"exit_code", static_cast<std::int64_t>(r.exit_code.value_or(-1))},
+                    {"queue_wait_ms", r.times.queue_wait_ms},
+                    {"prepare_ms", r.times.prepare_ms},
+                    {"run_ms", r.times.run_ms},
+                    {"upload_ms", r.times.upload_ms},
+                    {"total_ms", r.times.total_ms},
+                    {"cache_hit", r.times.cache_hit}});
+    }
+
+    // ---- commits (at-most-once, at-least-once) --------------------------------------
+
+    void request_commit() { commit_wake.notify(); }
+
+    std::vector<kafka::topic_partition> commit_candidates(bool eos) const {
+        std::vector<kafka::topic_partition> out;
+        for (const auto& p : tracker.pending()) {
+            if ((p.partition.topic == eos_topic) != eos) continue;
+            if (!assigned.count(p.partition)) continue;
+            out.push_back({p.partition.topic, p.partition.partition, p.offset});
+        }
+        return out;
+    }
+
+    asio::awaitable<void> commit_loop() {
+        while (!commit_stop) {
+            co_await commit_wake.wait(steady::now() + 1s);
+            auto positions = commit_candidates(false);
+            if (!positions.empty()) {
+                auto r = co_await consumer->commit(positions);
+                if (r) {
+                    for (const auto& p : positions) tracker.committed({p.topic, p.partition}, p.offset);
+                    ++st.commits;
+                    log.debug("worker.committed", {{"partitions", static_cast<std::int64_t>(positions.size())}});
+                } else {
+                    ++st.kafka_errors;
+                    log.warn("worker.commit_failed", {{"error", r.error().message()}});
+                    if (r.error().retryable()) {
+                        auto t = steady::now() + 200ms;
+                        co_await commit_wake.wait(t);
+                        commit_wake.notify();
+                    }
+                }
+            }
+            for (auto& w : commit_waiters)
+                if (auto c = w.lock()) c->wake.notify();
+            std::erase_if(commit_waiters, [](const auto& w) { return w.expired(); });
+        }
+    }
+
+    /// At-most-once: releases the offset and waits until a commit covering it
+    /// is acknowledged. failed when the partition is gone or it takes too long.
+    asio::awaitable<input> commit_before_run(job_ctx& c) {
+        tracker.release(c.part, c.msg.offset);
+        request_commit();
+        commit_waiters.push_back(shared_from_job(c));
+        auto deadline = steady::now() + 60s;
+        while (!tracker.covered(c.part, c.msg.offset)) {
+            if (!assigned.count(c.part)) co_return failed_input(worker_failure("the partition was revoked before the commit"));
+            if (c.abort_requested) co_return status_input(step_status::aborted);
+            if (steady::now() >= deadline) co_return failed_input(worker_failure("the commit was not acknowledged in time"));
+            co_await c.wake.wait(deadline);
+        }
+        co_return input{};
+    }
+
+    // ---- transactions (exactly-once) ------------------------------------------------
+
+    void stage(job_ctx& c, const action& a) {
+        staged s;
+        s.part = c.part;
+        s.offset = c.msg.offset;
+        s.job = c.id;
+        s.records = records_of(c, a);
+        staged_.push_back(std::move(s));
+    }
+
+    asio::awaitable<void> txn_loop() {
+        // Register the transactional id (fences an older instance of this worker id).
+        for (auto backoff = 500ms;; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
+            auto r = co_await txn_producer->init_transactions();
+            if (r) break;
+            ++st.kafka_errors;
+            log.warn("worker.init_transactions_failed", {{"error", r.error().message()}});
+            co_await txn_wake.wait(steady::now() + backoff);
+            if (txn_stop) co_return;
+        }
+        log.info("worker.transactions_ready");
+        while (!txn_stop || !staged_.empty()) {
+            co_await txn_wake.wait(steady::now() + 1s);
+            // Jobs whose offset the watermark covers; the others wait for older jobs.
+            std::vector<staged> batch;
+            for (auto it = staged_.begin(); it != staged_.end();) {
+                auto w = tracker.watermark(it->part);
+                if (!assigned.count(it->part)) {
+                    it = staged_.erase(it);  // revoked: another worker redoes the job
+                } else if (w && *w > it->offset) {
+                    batch.push_back(std::move(*it));
+                    it = staged_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            auto positions = commit_candidates(true);
+            if (batch.empty() && positions.empty()) {
+                if (txn_stop) break;
+                continue;
+            }
+            txn_busy = true;
+            bool ok = co_await transaction(batch, positions);
+            txn_busy = false;
+            if (!ok) {
+                for (auto& b : batch)
+                    if (assigned.count(b.part)) staged_.push_back(std::move(b));
+                std::sort(staged_.begin(), staged_.end(),
+                          [](const staged& a, const staged& b) { return std::tie(a.part, a.offset) < std::tie(b.part, b.offset); });
+                co_await txn_wake.wait(steady::now() + 200ms);
+                txn_wake.notify();
+                if (txn_stop && staged_.empty()) break;
+            }
+            jobs_changed.notify();
+        }
+    }
+
+    /// One transaction: the batch's records and the positions. false after an
+    /// abort (the caller retries what is still ours).
+    asio::awaitable<bool> transaction(std::vector<staged>& batch, std::vector<kafka::topic_partition> positions) {
+        if (auto b = txn_producer->begin_transaction(); !b) {
+            ++st.kafka_errors;
+            log.warn("worker.transaction_failed", {{"step", "begin"}, {"error", b.error().message()}});
+            co_return false;
+        }
+        std::vector<kafka::record> records;
+        for (auto& b : batch)
+            for (auto& r : b.records) records.push_back(r);
+        auto sent = co_await send_all(*txn_producer, std::move(records));
+        kafka::result<void> r = sent;
+        const char* step = "produce";
+        if (r && !positions.empty()) {
+            step = "send_offsets";
+            r = co_await txn_producer->send_offsets_to_transaction(positions, *consumer);
+        }
+        if (r) {
+            step = "commit";
+            r = co_await txn_producer->commit_transaction();
+        }
+        if (r) {
+            for (const auto& p : positions) tracker.committed({p.topic, p.partition}, p.offset);
+            ++st.transactions;
+            log.debug("worker.transaction_committed",
+                      {{"jobs", static_cast<std::int64_t>(batch.size())}, {"partitions", static_cast<std::int64_t>(positions.size())}});
+            co_return true;
+        }
+        ++st.kafka_errors;
+        log.warn("worker.transaction_failed", {{"step", step}, {"error", r.error().message()}});
+        auto a = co_await txn_producer->abort_transaction();
+        if (!a) log.warn("worker.transaction_abort_failed", {{"error", a.error().message()}});
+        co_return false;
+    }
+
+    // ---- rebalances -------------------------------------------------------------------
+
+    void on_assigned(const std::vector<kafka::topic_partition>& parts) {
+        for (const auto& p : parts) assigned.insert({p.topic, p.partition});
+        if (paused) {
+            auto r = consumer->pause(parts);
+            if (!r) log.warn("worker.pause_failed", {{"error", r.error().message()}});
+        }
+        wake_poll();
+    }
+
+    std::vector<kafka::topic_partition> on_revoked(const std::vector<kafka::topic_partition>& parts, bool lost) {
+        std::vector<kafka::topic_partition> final_positions;
+        int handed_back = 0;
+        for (const auto& tp : parts) {
+            partition_id p{tp.topic, tp.partition};
+            for (auto& [seq, c] : jobs_) {
+                if (c->part != p) continue;
+                // At-most-once jobs already committed are ours: nobody else will run them.
+                if (c->mode == jobs::delivery_mode::at_most_once && c->fsm && c->fsm->released()) continue;
+                abort_job(*c);
+                ++handed_back;
+            }
+            if (!lost && p.topic != eos_topic) {
+                auto w = tracker.watermark(p);
+                if (w && *w > tracker.committed_position(p)) final_positions.push_back({p.topic, p.partition, *w});
+            }
+            std::erase_if(staged_, [&](const staged& s) { return s.part == p; });
+            tracker.forget(p);
+            assigned.erase(p);
+        }
+        ++st.revocations;
+        log.info("worker.revoked", {{"partitions", static_cast<std::int64_t>(parts.size())},
+                                    {"lost", lost},
+                                    {"handed_back", static_cast<std::int64_t>(handed_back)}});
+        for (auto& w : commit_waiters)
+            if (auto c = w.lock()) c->wake.notify();
+        wake_poll();
+        return final_positions;
+    }
+
+    // ---- the jobs consumer --------------------------------------------------------------
+
+    void on_message(kafka::message m) {
+        if (draining) return;  // not tracked: redelivered to whoever owns the partition next
+        auto mode = mode_of(m.topic);
+        if (!mode) return;
+        partition_id part{m.topic, m.partition};
+        if (!tracker.track(part, m.offset)) return;
+        ++st.received;
+        auto c = std::make_shared<job_ctx>(ex_);
+        c->seq = next_seq++;
+        c->part = part;
+        c->mode = *mode;
+        lifecycle_config lc{cfg.worker_id, cfg.retry};
+        if (!m.value || m.value->empty()) {
+            c->fsm.emplace(lifecycle::poison(*mode, "bad_message: empty value", lc));
+        } else {
+            auto decoded = jobs::decode_job_message(*m.value);
+            if (!decoded) {
+                auto e = decoded.error();
+                c->fsm.emplace(lifecycle::poison(*mode, std::string(e == errc::unsupported_version ? "unsupported_version" : "bad_message") +
+                                                            ": " + e.message(), lc));
+            } else if (decoded->id.empty()) {
+                c->fsm.emplace(lifecycle::poison(*mode, "bad_message: no job id", lc));
+            } else {
+                c->id = decoded->id;
+                c->fsm.emplace(std::move(*decoded), *mode, lc, jitter());
+            }
+        }
+        c->msg = std::move(m);
+        if (c->fsm->is_poison()) {
+            ++st.poison;
+            c->log = log.with({{"topic", c->part.topic}, {"partition", c->part.partition}, {"offset", c->msg.offset}});
+        } else {
+            c->log = log.with({{"job", c->id}, {"attempt", c->fsm->job().attempt}, {"mode", jobs::to_string(c->mode)}});
+            by_id.emplace(c->id, c->seq);
+            if (cancels.contains(c->id, now_ms())) c->cancel_requested = true;
+        }
+        c->log.debug("job.received", {{"partition", c->part.partition}, {"offset", c->msg.offset}});
+        jobs_.emplace(c->seq, c);
+        auto self = shared_from_this();
+        auto op = run_job(c);
+        asio::co_spawn(ex_, std::move(op), [self, c](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                c->log.error("job.failed_unexpectedly", {{"error", ex.what()}});
+            }
+            self->finish_job(*c, action_type::abandon);
+            if (!self->fatal) self->fatal = e;
+            self->stop_event.notify();
+        });
+    }
+
+    asio::awaitable<void> poll_loop() {
+        using namespace asio::experimental::awaitable_operators;
+        auto topics = cfg.topics.all_jobs();
+        if (auto r = consumer->subscribe(topics); !r) throw kafka::exception(r.error());
+        while (!poll_stop) {
+            const int waiting = static_cast<int>(slot_waiters.size());
+            const bool full = busy + waiting >= cfg.slots || held >= static_cast<int>(cfg.max_held) || draining;
+            if (full != paused) {
+                auto r = full ? consumer->pause_all() : consumer->resume_all();
+                if (!r) log.warn("worker.pause_failed", {{"error", r.error().message()}});
+                paused = full;
+                log.debug(full ? "worker.paused" : "worker.resumed", {{"busy", busy}, {"held", held}});
+            }
+            std::size_t n = full ? 1 : static_cast<std::size_t>(std::max(1, cfg.slots - busy - waiting));
+            auto p = consumer->poll(n);
+            auto w = poll_wake.wait();
+            auto which = co_await (std::move(p) || std::move(w));
+            if (which.index() == 0)
+                for (auto& m : std::get<0>(which)) on_message(std::move(m));
+        }
+    }
+
+    // ---- the cancel topic ---------------------------------------------------------------
+
+    asio::awaitable<void> cancel_loop() {
+        std::vector<std::string> topics{cfg.topics.cancel};
+        for (auto backoff = 500ms; !cancel_stop; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
+            auto r = co_await cancel_consumer->assign_topics(topics, kafka::offset_beginning);
+            if (r) break;
+            ++st.kafka_errors;
+            log.warn("worker.cancel_assign_failed", {{"error", r.error().message()}});
+            co_await sleep(backoff);
+        }
+        auto last_expire = steady::now();
+        while (!cancel_stop) {
+            auto batch = co_await cancel_consumer->poll(512);
+            const auto now = now_ms();
+            for (const auto& m : batch) {
+                if (m.tombstone()) continue;
+                std::optional<std::string_view> key;
+                if (m.key) key = *m.key;
+                auto c = decode_cancel(key, *m.value, m.timestamp_ms > 0 ? m.timestamp_ms : now);
+                if (!c) {
+                    log.warn("worker.bad_cancel", {{"offset", m.offset}, {"error", c.error().message()}});
+                    continue;
+                }
+                cancels.add(c->id, c->at, now);
+                auto [b, e] = by_id.equal_range(c->id);
+                for (auto it = b; it != e; ++it) {
+                    auto j = jobs_.find(it->second);
+                    if (j == jobs_.end()) continue;
+                    j->second->log.info("job.cancel_requested", {{"by", c->by}});
+                    request_cancel(*j->second);
+                }
+            }
+            if (!cancels_ready && cancel_consumer->caught_up()) {
+                cancels_ready = true;
+                health->set("cancel", true, "caught up");
+                log.info("worker.cancels_loaded", {{"remembered", static_cast<std::int64_t>(cancels.size())}});
+                jobs_changed.notify();
+            }
+            if (steady::now() - last_expire > 60s) {
+                cancels.expire(now);
+                last_expire = steady::now();
+            }
+        }
+    }
+
+    asio::awaitable<void> sleep(std::chrono::milliseconds d) {
+        asio::steady_timer t(ex_, d);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+
+    // ---- heartbeats ---------------------------------------------------------------------
+
+    kafka::record heartbeat_record(worker_state s) const {
+        heartbeat h{cfg.worker_id, cfg.slots, busy, now_ms(), s};
+        return make_record(cfg.topics.heartbeats, cfg.worker_id, encode(h));
+    }
+
+    asio::awaitable<void> heartbeat_loop() {
+        while (!hb_stop) {
+            producer->post(heartbeat_record(draining ? worker_state::draining : worker_state::up));
+            co_await hb_wake.wait(steady::now() + cfg.heartbeat_interval);
+        }
+    }
+
+    // ---- one job --------------------------------------------------------------------------
+
+    asio::awaitable<void> run_job(std::shared_ptr<job_ctx> c) {
+        input in;
+        in.now = now_ms();
+        for (;;) {
+            action a = c->fsm->resume(in);
+            if (a.type == action_type::done || a.type == action_type::abandon) {
+                finish_job(*c, a.type);
+                co_return;
+            }
+            try {
+                in = co_await perform(*c, a);
+            } catch (const kafka::exception&) {
+                throw;  // fatal for the worker
+            } catch (const boost::system::system_error& e) {
+                if (e.code() == asio::error::operation_aborted) in = status_input(interrupted_status(*c));
+                else in = failed_input(worker_failure(e.what()));
+            } catch (const std::exception& e) {
+                in = failed_input(worker_failure(e.what()));
+            }
+            in.now = now_ms();
+        }
+    }
+
+    void finish_job(job_ctx& c, action_type how) {
+        if (!jobs_.count(c.seq)) return;
+        release_slot(c);
+        if (c.waiting_slot) {
+            c.waiting_slot = false;
+            std::erase_if(slot_waiters, [&](const auto& p) { return p.get() == &c; });
+        }
+        if (c.held) {
+            c.held = false;
+            --held;
+        }
+        c.wipe();
+        c.ws.reset();
+        if (how == action_type::abandon) {
+            ++st.abandoned;
+            c.log.info("job.handed_back", {{"reason", c.abort_requested ? "revoked or stopping" : "not committed"}});
+        }
+        auto [b, e] = by_id.equal_range(c.id);
+        for (auto it = b; it != e; ++it)
+            if (it->second == c.seq) {
+                by_id.erase(it);
+                break;
+            }
+        auto keep = jobs_[c.seq];  // c stays alive until this function returns
+        jobs_.erase(c.seq);
+        jobs_changed.notify();
+        wake_poll();
+    }
+
+    asio::awaitable<input> perform(job_ctx& c, const action& a) {
+        switch (a.type) {
+            case action_type::check_cancel: {
+                if (c.abort_requested) co_return status_input(step_status::aborted);
+                if (c.cancel_requested || (!c.id.empty() && cancels.contains(c.id, now_ms())))
+                    co_return status_input(step_status::cancelled);
+                co_return input{};
+            }
+            case action_type::wait_until: {
+                c.held = true;
+                ++held;
+                wake_poll();
+                c.log.info("job.waiting", {{"not_before_in_ms", a.until - now_ms()}});
+                while (!c.cancel_requested && !c.abort_requested) {
+                    auto left = a.until - now_ms();
+                    if (left <= 0) break;
+                    co_await c.wake.wait(steady::now() + std::chrono::milliseconds(left));
+                }
+                if (c.held) {
+                    c.held = false;
+                    --held;
+                }
+                wake_poll();
+                if (c.abort_requested) co_return status_input(step_status::aborted);
+                if (c.cancel_requested) co_return status_input(step_status::cancelled);
+                co_return input{};
+            }
+            case action_type::acquire_slot: {
+                auto s = co_await acquire_slot(c);
+                co_return status_input(s);
+            }
+            case action_type::commit_before_run:
+                co_return co_await commit_before_run(c);
+            case action_type::publish_running: {
+                std::vector<kafka::record> recs{make_record(cfg.topics.state, c.id, jobs::encode(*a.snapshot))};
+                auto s = co_await publish(c, std::move(recs));
+                if (s == step_status::ok) {
+                    ++st.started;
+                    c.log.info("job.started", {{"partition", c.part.partition}, {"offset", c.msg.offset}});
+                }
+                co_return status_input(s);
+            }
+            case action_type::open_credentials:
+                co_return open_credentials(c);
+            case action_type::prepare_repo:
+                co_return co_await prepare(c);
+            case action_type::download_sources:
+                co_return co_await download(c);
+            case action_type::run:
+                co_return co_await run_function(c);
+            case action_type::upload_sinks:
+                co_return co_await upload(c);
+            case action_type::dead_letter: {
+                auto s = co_await publish(c, records_of(c, a));
+                if (s == step_status::ok) {
+                    ++st.dead_lettered;
+                    c.log.warn("job.dead_lettered", {{"reason", a.reason}});
+                }
+                co_return status_input(s);
+            }
+            case action_type::schedule_retry: {
+                auto s = co_await publish(c, records_of(c, a));
+                if (s == step_status::ok) {
+                    if (a.snapshot) ++st.retried;
+                    c.log.info(a.snapshot ? "job.retry_scheduled" : "job.requeued",
+                               {{"next_attempt", a.retry->attempt}, {"not_before_in_ms", a.retry->not_before - now_ms()}});
+                }
+                co_return status_input(s);
+            }
+            case action_type::publish_result: {
+                auto s = co_await publish(c, records_of(c, a));
+                if (s == step_status::ok && a.result) {
+                    const bool final = a.snapshot.has_value();
+                    count_result(*a.result, final);
+                    log_result(c, *a.result, final);
+                }
+                co_return status_input(s);
+            }
+            case action_type::stage_for_transaction: {
+                stage(c, a);
+                if (a.result) {
+                    const bool final = a.snapshot && a.snapshot->state != jobs::job_state::queued;
+                    count_result(*a.result, final);
+                    log_result(c, *a.result, final);
+                    if (!final) ++st.retried;
+                }
+                if (a.dead_letter) {
+                    ++st.dead_lettered;
+                    c.log.warn("job.dead_lettered", {{"reason", a.reason}});
+                }
+                co_return input{};
+            }
+            case action_type::commit: {
+                tracker.release(c.part, c.msg.offset);
+                if (c.mode == jobs::delivery_mode::exactly_once) txn_wake.notify();
+                else request_commit();
+                co_return input{};
+            }
+            case action_type::abandon:
+            case action_type::done:
+                break;
+        }
+        co_return input{};
+    }
+
+    input open_credentials(job_ctx& c) {
+        const auto& sealed = c.fsm->job().spec.credentials;
+        if (deps.keys == nullptr || deps.keys->empty()) return failed_input(credentials_failure(errc::not_found));
+        auto opened = crypto::open(*deps.keys, c.id, sealed);
+        if (!opened) return failed_input(credentials_failure(opened.error() == errc::not_found ? errc::not_found : errc::unauthorized));
+        c.credentials = std::move(*opened);
+        boost::system::error_code ec;
+        auto v = json::parse(c.credentials, ec);
+        if (ec || !v.is_object()) return failed_input(credentials_failure(errc::bad_message));
+        for (auto& [k, val] : v.as_object()) {
+            if (!val.is_string()) continue;
+            c.secrets[std::string(k)] = std::string(val.as_string());
+            auto& s = val.as_string();
+            std::fill(s.begin(), s.end(), '\0');
+        }
+        return input{};
+    }
+
+    git::repo_credentials repo_credentials(const job_ctx& c) const {
+        git::repo_credentials rc;
+        const auto& repo = c.fsm->job().spec.repo;
+        auto secret = c.secret(repo.credential);
+        if (secret.empty()) return rc;
+        auto url = git::parse_repo_url(repo.url);
+        if (url && url->scheme == "ssh") {
+            rc.ssh_private_key = std::move(secret);
+        } else {
+            rc.password = std::move(secret);
+            if (url) rc.username = url->user;
+        }
+        return rc;
+    }
+
+    asio::awaitable<input> prepare(job_ctx& c) {
+        const auto& job = c.fsm->job();
+        try {
+            c.ws = std::make_unique<sandbox::workspace>(cfg.jobs_dir, job.id, job.attempt);
+        } catch (const std::exception& e) {
+            co_return failed_input(worker_failure(std::string("cannot create the workspace: ") + e.what()));
+        }
+        git::prepare_request req;
+        req.url = job.spec.repo.url;
+        req.ref = job.spec.repo.ref;
+        req.commit = job.spec.repo.commit;
+        req.credentials = repo_credentials(c);
+        req.destination = c.ws->code_dir();
+        auto op = deps.cache->prepare(std::move(req));
+        auto r = co_await interruptible<git::prepare_result>(c, std::move(op));
+        if (!r) co_return status_input(interrupted_status(c));
+        if (!*r) {
+            const auto& err = r->error();
+            if (err.code == git::git_errc::cancelled) co_return status_input(interrupted_status(c));
+            co_return failed_input(prepare_failure(err.code, err.message));
+        }
+        input in;
+        in.cache_hit = (*r)->cache_hit;
+        c.log.debug("job.prepared", {{"commit", (*r)->commit}, {"cache_hit", (*r)->cache_hit}});
+        auto cmd = sandbox::load_function(c.ws->code_dir().string(), job.spec.entry);
+        if (!cmd) co_return failed_input(convention_failure(cmd.error().code, cmd.error().message));
+        c.command = std::move(*cmd);
+        try {
+            c.ws->write_input(job.spec.data);
+        } catch (const std::exception& e) {
+            co_return failed_input(worker_failure(std::string("cannot write the input: ") + e.what()));
+        }
+        co_return in;
+    }
+
+    asio::awaitable<input> download(job_ctx& c) {
+        const auto& job = c.fsm->job();
+        for (const auto& [name, src] : job.spec.sources) {
+            failure f;
+            f.code = "source_failed";
+            auto path = c.ws->source_path(name);
+            if (!path) {
+                f.kind = failure_kind::permanent;
+                f.message = "source '" + name + "': not a plain file name";
+                co_return failed_input(f);
+            }
+            if (deps.transfer == nullptr) {
+                f.kind = failure_kind::permanent;
+                f.message = "source '" + name + "': this worker has no HTTP client for sources";
+                co_return failed_input(f);
+            }
+            auto op = deps.transfer->download(src, c.secret(src.credential), *path, cfg.source_max_bytes);
+            auto r = co_await interruptible<transfer_outcome>(c, std::move(op));
+            if (!r || (!r->ok && (c.cancel_requested || c.abort_requested))) co_return status_input(interrupted_status(c));
+            if (!r->ok) {
+                f.kind = transfer_failure_kind(r->error, r->http_status);
+                f.message = "source '" + name + "': " + r->message;
+                co_return failed_input(f);
+            }
+            c.log.debug("job.source_downloaded", {{"source", name}, {"bytes", static_cast<std::int64_t>(r->bytes)}});
+        }
+        co_return input{};
+    }
+
+    asio::awaitable<input> run_function(job_ctx& c) {
+        const auto& job = c.fsm->job();
+        sandbox::run_request rr;
+        rr.job_id = job.id;
+        rr.attempt = job.attempt;
+        rr.ws = c.ws.get();
+        rr.command = *c.command;
+        rr.stdin_data = json::serialize(job.spec.data);
+        rr.credentials_json = c.credentials.empty() ? std::string("{}") : c.credentials;
+        rr.env = job.spec.env;
+        rr.lim = limits_for(job.spec);
+        auto op = deps.runner->run(std::move(rr));
+        std::optional<sandbox::run_result> r;
+        try {
+            r = co_await interruptible<sandbox::run_result>(c, std::move(op));
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) co_return status_input(interrupted_status(c));
+            co_return failed_input(worker_failure(std::string("the sandbox did not start: ") + e.what()));
+        } catch (const std::exception& e) {
+            co_return failed_input(worker_failure(std::string("the sandbox did not start: ") + e.what()));
+        }
+        if (!r) co_return status_input(interrupted_status(c));
+        auto verdict = classify_run(r->status);
+        run_report rep;
+        rep.state = verdict.state;
+        rep.fail = verdict.fail;
+        rep.exit_code = r->status.exit_code;
+        rep.output = std::move(r->result);
+        rep.stdout_text = std::move(r->stdout_text);
+        rep.stderr_text = std::move(r->stderr_text);
+        rep.stdout_truncated = r->stdout_truncated;
+        rep.stderr_truncated = r->stderr_truncated;
+        std::vector<std::string> names, sinks;
+        for (const auto& o : r->outputs) names.push_back(o.name);
+        for (const auto& [name, s] : job.spec.sinks) sinks.push_back(name);
+        auto matches = sandbox::match_outputs(names, sinks, c.command->outputs);
+        for (const auto& m : matches) {
+            jobs::output_file f;
+            f.name = m.file;
+            f.sink = m.sink;
+            for (const auto& o : r->outputs)
+                if (o.name == m.file) f.size = o.bytes;
+            rep.outputs.push_back(std::move(f));
+        }
+        c.produced = std::move(r->outputs);
+        input in;
+        if (verdict.state == jobs::job_state::cancelled) in.status = interrupted_status(c);
+        in.run = std::move(rep);
+        co_return in;
+    }
+
+    asio::awaitable<input> upload(job_ctx& c) {
+        const auto& job = c.fsm->job();
+        input in;
+        // The outputs as the run reported them, now with the sinks' answers.
+        std::vector<jobs::output_file> outs;
+        std::vector<std::string> names, sinks;
+        for (const auto& o : c.produced) names.push_back(o.name);
+        for (const auto& [name, s] : job.spec.sinks) sinks.push_back(name);
+        for (const auto& m : sandbox::match_outputs(names, sinks, c.command->outputs)) {
+            jobs::output_file f;
+            f.name = m.file;
+            f.sink = m.sink;
+            for (const auto& o : c.produced)
+                if (o.name == m.file) f.size = o.bytes;
+            outs.push_back(std::move(f));
+        }
+        std::vector<std::pair<std::string, std::string>> extra{{"X-Faasd-Job", job.id},
+                                                               {"X-Faasd-Attempt", std::to_string(job.attempt)}};
+        for (auto& f : outs) {
+            if (f.sink.empty()) continue;
+            auto sink_it = job.spec.sinks.find(f.sink);
+            if (sink_it == job.spec.sinks.end()) continue;
+            failure fl;
+            fl.code = "sink_failed";
+            if (deps.transfer == nullptr) {
+                fl.kind = failure_kind::permanent;
+                fl.message = "sink '" + f.sink + "': this worker has no HTTP client for sinks";
+                in = failed_input(fl);
+                in.outputs = outs;
+                co_return in;
+            }
+            std::filesystem::path file = c.ws->output_dir() / f.name;
+            for (const auto& o : c.produced)
+                if (o.name == f.name) file = o.path;
+            auto backoff = cfg.sink_backoff;
+            for (int attempt = 1;; ++attempt) {
+                auto op = deps.transfer->upload(sink_it->second, c.secret(sink_it->second.credential), file, extra);
+                auto r = co_await interruptible<transfer_outcome>(c, std::move(op));
+                if (!r || (!r->ok && (c.cancel_requested || c.abort_requested))) {
+                    input i2 = status_input(interrupted_status(c));
+                    i2.outputs = outs;
+                    co_return i2;
+                }
+                f.http_status = r->http_status;
+                if (r->ok) break;
+                fl.kind = transfer_failure_kind(r->error, r->http_status);
+                fl.message = "sink '" + f.sink + "': " + r->message + " (" + std::to_string(attempt) +
+                             (attempt == 1 ? " try)" : " tries)");
+                if (fl.kind != failure_kind::infrastructure || attempt >= cfg.sink_attempts) {
+                    input i2 = failed_input(fl);
+                    i2.outputs = outs;
+                    co_return i2;
+                }
+                c.log.info("job.sink_retry", {{"sink", f.sink}, {"status", r->http_status}, {"error", r->error}});
+                co_await c.wake.wait(steady::now() + backoff);
+                backoff *= 2;
+            }
+            c.log.debug("job.sink_uploaded", {{"sink", f.sink}, {"status", f.http_status}});
+        }
+        in = input{};
+        in.outputs = std::move(outs);
+        co_return in;
+    }
+
+    // ---- start and stop ----------------------------------------------------------------------
+
+    void create_clients() {
+        std::error_code ec;
+        std::filesystem::create_directories(cfg.jobs_dir, ec);
+        if (ec) throw std::runtime_error("cannot create the jobs directory " + cfg.jobs_dir.string() + ": " + ec.message());
+        ::chmod(cfg.jobs_dir.c_str(), 0711);  // per-run uids must reach their workspace
+
+        auto base = cfg.kafka;
+        base.log = log;
+        std::weak_ptr<impl> weak = shared_from_this();
+
+        kafka::consumer_options co;
+        static_cast<kafka::client_options&>(co) = base;
+        co.client_id = "faasd-worker-" + cfg.worker_id;
+        co.group_id = cfg.group_id;
+        co.read_committed = true;
+        co.on_readiness = [h = health](bool ready, std::string_view detail) { h->set("kafka", ready, std::string(detail)); };
+        co.on_assigned = [weak](const std::vector<kafka::topic_partition>& parts) {
+            if (auto self = weak.lock()) self->on_assigned(parts);
+        };
+        co.on_revoked = [weak](const std::vector<kafka::topic_partition>& parts, bool lost) {
+            if (auto self = weak.lock()) return self->on_revoked(parts, lost);
+            return std::vector<kafka::topic_partition>{};
+        };
+        consumer = std::make_unique<kafka::consumer>(ex_, std::move(co));
+
+        kafka::consumer_options cc;
+        static_cast<kafka::client_options&>(cc) = base;
+        cc.client_id = "faasd-worker-" + cfg.worker_id + "-cancel";
+        cc.group_id.clear();
+        cc.read_committed = false;
+        cancel_consumer = std::make_unique<kafka::consumer>(ex_, std::move(cc));
+
+        kafka::producer_options po;
+        static_cast<kafka::client_options&>(po) = base;
+        po.client_id = "faasd-worker-" + cfg.worker_id;
+        producer = std::make_unique<kafka::producer>(ex_, std::move(po));
+
+        kafka::producer_options tp;
+        static_cast<kafka::client_options&>(tp) = base;
+        tp.client_id = "faasd-worker-" + cfg.worker_id + "-txn";
+        tp.transactional_id = cfg.topics.jobs_exactly_once + ".worker." + cfg.worker_id;
+        if (!tp.properties.count("transaction.timeout.ms"))
+            tp.properties["transaction.timeout.ms"] = std::to_string(cfg.transaction_timeout.count());
+        txn_producer = std::make_unique<kafka::producer>(ex_, std::move(tp));
+    }
+
+    template <class Pred>
+    asio::awaitable<bool> wait_for_condition(Pred pred, steady::time_point deadline, notifier& n) {
+        while (!pred()) {
+            if (steady::now() >= deadline) co_return false;
+            co_await n.wait(deadline);
+        }
+        co_return true;
+    }
+
+    asio::awaitable<void> run(std::shared_ptr<runtime::shutdown_signal> shutdown, std::chrono::milliseconds grace) {
+        using namespace asio::experimental::awaitable_operators;
+        create_clients();
+        health->set("worker", false, "starting");
+        health->set("cancel", false, "loading");
+        log.info("worker.started", {{"worker", cfg.worker_id},
+                                    {"slots", cfg.slots},
+                                    {"group", cfg.group_id},
+                                    {"jobs_dir", cfg.jobs_dir.string()}});
+        spawn_loop(cancel_loop(), "cancel");
+        spawn_loop(heartbeat_loop(), "heartbeat");
+        spawn_loop(commit_loop(), "commit");
+        spawn_loop(txn_loop(), "transactions");
+
+        // Know the recent cancellations before taking jobs (bounded wait).
+        {
+            auto deadline = steady::now() + 15s;
+            while (!cancels_ready && !shutdown->requested() && !fatal && steady::now() < deadline) {
+                auto a = jobs_changed.wait(std::min(deadline, steady::now() + 100ms));
+                auto b = shutdown->wait();
+                co_await (std::move(a) || std::move(b));
+            }
+            if (!cancels_ready) log.warn("worker.cancels_not_loaded", {{"detail", "taking jobs anyway"}});
+        }
+        if (!shutdown->requested() && !fatal) {
+            spawn_loop(poll_loop(), "poll");
+            health->set("worker", true, "up");
+            auto a = shutdown->wait();
+            auto b = stop_event.wait();
+            co_await (std::move(a) || std::move(b));
+        }
+        co_await drain(grace);
+        if (fatal) std::rethrow_exception(fatal);
+    }
+
+    asio::awaitable<void> drain(std::chrono::milliseconds grace) {
+        draining = true;
+        health->set("worker", false, "draining");
+        const auto drain_for = cfg.drain_timeout.count() > 0
+                                   ? cfg.drain_timeout
+                                   : std::max<std::chrono::milliseconds>(grace - 8s, grace / 2);
+        log.info("worker.draining", {{"in_flight", static_cast<std::int64_t>(jobs_.size())},
+                                     {"busy", busy},
+                                     {"drain_ms", drain_for.count()}});
+        hb_wake.notify();  // announce draining now
+        wake_poll();       // pause everything
+
+        // Jobs that have not started give their message back at once.
+        for (auto& [seq, c] : jobs_)
+            if (!c->holds_slot) abort_job(*c);
+        // Running jobs may finish within the drain timeout.
+        auto deadline = steady::now() + drain_for;
+        auto no_running = [&] {
+            for (auto& [seq, c] : jobs_)
+                if (c->holds_slot) return false;
+            return true;
+        };
+        co_await wait_for_condition(no_running, deadline, jobs_changed);
+        if (!jobs_.empty()) {
+            log.warn("worker.stopping_jobs", {{"jobs", static_cast<std::int64_t>(jobs_.size())}});
+            for (auto& [seq, c] : jobs_) abort_job(*c);
+            auto kill_deadline = steady::now() + cfg.limits.kill_grace + 5s;
+            co_await wait_for_condition([&] { return jobs_.empty(); }, kill_deadline, jobs_changed);
+        }
+
+        // Stop polling (the consumer stays in the group until close()).
+        poll_stop = true;
+        wake_poll();
+        // Flush what the transactions and commits still owe.
+        auto flush_deadline = steady::now() + 10s;
+        txn_wake.notify();
+        request_commit();
+        co_await wait_for_condition(
+            [&] { return staged_.empty() && !txn_busy && commit_candidates(false).empty(); }, flush_deadline,
+            jobs_changed);
+        txn_stop = true;
+        commit_stop = true;
+        txn_wake.notify();
+        commit_wake.notify();
+
+        try {
+            co_await consumer->close();  // leaves the group: the revoke hook commits final positions
+        } catch (const std::exception& e) {
+            log.warn("worker.close_failed", {{"what", "consumer"}, {"error", e.what()}});
+        }
+        hb_stop = true;
+        hb_wake.notify();
+        {
+            std::vector<kafka::record> down{heartbeat_record(worker_state::down)};
+            auto sent = co_await send_all(*producer, std::move(down));
+            if (!sent) log.warn("worker.heartbeat_failed", {{"error", sent.error().message()}});
+        }
+        cancel_stop = true;
+        co_await cancel_consumer->close();
+        auto loops_deadline = steady::now() + 5s;
+        co_await wait_for_condition([&] { return loops == 0; }, loops_deadline, loops_changed);
+        co_await producer->close(5s);
+        co_await txn_producer->close(5s);
+        health->set("worker", false, "stopped");
+        log.info("worker.stopped", {{"succeeded", static_cast<std::int64_t>(st.succeeded)},
+                                    {"failed", static_cast<std::int64_t>(st.failed)},
+                                    {"abandoned", static_cast<std::int64_t>(st.abandoned)}});
+    }
+};
+
+service::service(asio::any_io_executor ex, service_config cfg, service_deps deps, faasd::logger log,
+                 std::shared_ptr<runtime::health> health)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(cfg), deps, std::move(log), std::move(health))) {}
+
+service::~service() = default;
+
+asio::awaitable<void> service::run(std::shared_ptr<runtime::shutdown_signal> shutdown,
+                                   std::chrono::milliseconds shutdown_grace) {
+    auto self = impl_;
+    co_await self->run(std::move(shutdown), shutdown_grace);
+}
+
+service_stats service::stats() const {
+    auto s = impl_->st;
+    s.slots = impl_->cfg.slots;
+    s.busy = impl_->busy;
+    s.held = impl_->held;
+    s.waiting = static_cast<int>(impl_->slot_waiters.size());
+    s.paused = impl_->paused;
+    return s;
+}
+
+}  // namespace faasd::worker
