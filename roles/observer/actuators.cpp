@@ -284,9 +284,26 @@ worker_supervisor::~worker_supervisor() {
     }
 }
 
+std::vector<std::string> kafka_args(const kafka_config& k) {
+    std::vector<std::string> out{"--kafka-brokers=" + k.brokers, "--topic-prefix=" + k.topic_prefix,
+                                 "--topic-partitions=" + std::to_string(k.topic_partitions),
+                                 "--topic-replication=" + std::to_string(k.topic_replication),
+                                 std::string("--create-topics=") + (k.create_topics ? "true" : "false")};
+    for (const auto& p : k.properties) out.push_back("--kafka-property=" + p);
+    return out;
+}
+
 std::vector<std::string> worker_supervisor::command() const {
     if (!cfg_.worker_command.empty()) return cfg_.worker_command;
     std::vector<std::string> argv{self_exe(), "worker"};
+    // An inherited option is dropped when worker_args sets it (CLI11 rejects a repeated single option).
+    auto name_of = [](const std::string& a) { return a.substr(0, a.find('=')); };
+    for (const auto& a : cfg_.inherited_args) {
+        const auto name = name_of(a);
+        const bool overridden = std::any_of(cfg_.worker_args.begin(), cfg_.worker_args.end(),
+                                            [&](const std::string& w) { return name_of(w) == name; });
+        if (!overridden) argv.push_back(a);
+    }
     argv.insert(argv.end(), cfg_.worker_args.begin(), cfg_.worker_args.end());
     return argv;
 }
@@ -392,6 +409,12 @@ void worker_supervisor::stop() {
 
 asio::awaitable<void> run_supervisor(supervisor_config cfg, kafka_config kcfg, runtime::role_env& env) {
     auto ex = co_await asio::this_coro::executor;
+    if (cfg.inherited_args.empty()) cfg.inherited_args = kafka_args(kcfg);
+    // Workers must be stopped within the process's own shutdown grace.
+    const auto grace_cap = std::max<std::chrono::milliseconds>(env.shutdown_grace - std::chrono::seconds(2),
+                                                               std::chrono::milliseconds(100));
+    if (duration_or_throw("--stop-timeout", cfg.stop_timeout) > grace_cap)
+        cfg.stop_timeout = std::to_string(grace_cap.count()) + "ms";
     worker_supervisor sup(ex, cfg, env.log);
     auto control = [&]() -> asio::awaitable<void> {
         co_await (follow_reports(kcfg, env, "faasd-supervisor", [&](int t) { sup.set_target(t); }) ||

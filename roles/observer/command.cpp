@@ -4,10 +4,14 @@
 #include "common/common.hpp"
 #include "observer/observer.hpp"
 
+#include <faasd/config/config.hpp>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 
 namespace faasd::roles {
@@ -51,8 +55,15 @@ void add_observer_commands(CLI::App& app, command_list& out) {
                                                              }
                                                              supervisor_config sc;
                                                              sc.worker_args = s->observer.worker_args;
+                                                             sc.inherited_args = kafka_args(s->kafka);
                                                              sc.stop_timeout = s->observer.stop_timeout;
                                                              sc.max_workers = 10000;
+                                                             // Workers must be stopped within the shutdown grace.
+                                                             const auto cap = std::max<std::chrono::milliseconds>(
+                                                                 env.shutdown_grace - std::chrono::seconds(2),
+                                                                 std::chrono::milliseconds(100));
+                                                             if (*config::parse_duration(sc.stop_timeout) > cap)
+                                                                 sc.stop_timeout = std::to_string(cap.count()) + "ms";
                                                              auto ex = co_await asio::this_coro::executor;
                                                              auto sup_log = env.log.with({{"component", "supervisor"}});
                                                              worker_supervisor sup(ex, sc, sup_log);

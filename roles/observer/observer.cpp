@@ -198,7 +198,7 @@ void add_observer_options(CLI::App& app, observer_config& cfg) {
     app.add_option("--initial-workers", cfg.initial_workers,
                    "Workers running when the observer starts (-1: the live workers in the heartbeats)")
         ->capture_default_str();
-    app.add_option("--group", cfg.group, "Observer's consumer group id (default <prefix>observer)");
+    app.add_option("--observer-group", cfg.group, "The observer consumer's group id (default <prefix>observer)");
     app.add_option("--workers-group", cfg.workers_group,
                    "The workers' consumer group whose lag is the queue (default <prefix>workers)");
     app.add_option("--replay-timeout", cfg.replay_timeout,

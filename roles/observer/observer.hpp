@@ -48,7 +48,7 @@ struct observer_config {
     /// Workers the actuator has when the observer starts; -1: the live workers
     /// seen in the heartbeats after the replay, within [min, max].
     int initial_workers = -1;            ///< --initial-workers
-    std::string group;                   ///< --group: own consumer group id (default <prefix>observer)
+    std::string group;                   ///< --observer-group: own consumer group id (default <prefix>observer)
     std::string workers_group;           ///< --workers-group: whose lag is the queue (default <prefix>workers)
     std::string replay_timeout = "30s";  ///< --replay-timeout: decide after this even if the replay is not done
     bool sample_lag = true;              ///< --sample-lag: query the workers' group lag every tick
@@ -103,8 +103,12 @@ boost::asio::awaitable<void> run_scaler(scaler_config cfg, kafka_config kafka, r
 /// `faasd supervisor`: keeps N `faasd worker` children.
 struct supervisor_config {
     std::vector<std::string> worker_args;  ///< --worker-arg (repeatable)
-    /// The whole child command line; empty: {/proc/self/exe, "worker"} + worker_args.
+    /// The whole child command line; empty: {/proc/self/exe, "worker"} +
+    /// inherited_args (those whose option worker_args does not set) + worker_args.
     std::vector<std::string> worker_command;
+    /// Set by the commands: the supervisor's own Kafka options (kafka_args()),
+    /// so the workers use the same cluster and topic prefix.
+    std::vector<std::string> inherited_args;
     int min_workers = 0;                   ///< --min-workers: clamp of the target
     int max_workers = 100;                 ///< --max-workers
     std::string stop_timeout = "60s";      ///< --stop-timeout: SIGKILL after SIGTERM + this
@@ -155,6 +159,9 @@ private:
 
 /// Runs the supervisor until env.shutdown, following the observer topic.
 boost::asio::awaitable<void> run_supervisor(supervisor_config cfg, kafka_config kafka, runtime::role_env& env);
+
+/// The Kafka options as `faasd worker` arguments (--kafka-brokers=..., --topic-prefix=..., ...). Pure.
+std::vector<std::string> kafka_args(const kafka_config& k);
 
 /// The target in a report (top-level "target", else decision.target); nullopt if absent. Pure.
 std::optional<int> target_from_report(std::string_view json);

@@ -9,6 +9,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -125,7 +127,12 @@ private:
 template <class F>
 auto run_blocking(asio::any_io_executor pool, F f) -> asio::awaitable<std::invoke_result_t<F&>> {
     using R = std::invoke_result_t<F&>;
-    return asio::co_spawn(pool, blocking_call<F, R>(std::move(f)), asio::use_awaitable);
+    // An empty cancellation slot: the caller's cancellation must not reach the
+    // pool coroutine. With Boost 1.81 a cancelled co_spawn entry point throws
+    // operation_aborted on the pool thread, outside any handler: std::terminate
+    // (seen when the observer shut down during an admin::group_lag call).
+    return asio::co_spawn(pool, blocking_call<F, R>(std::move(f)),
+                          asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
 }
 
 // --- waiting on the loop ----------------------------------------------------

@@ -73,3 +73,15 @@ TEST_CASE("scaler_command replaces every {workers}", "[stats][unit]") {
     s.exec = "echo {workers}";
     CHECK_NOTHROW(s.validate());
 }
+
+TEST_CASE("kafka_args: the supervisor's Kafka options, as worker arguments", "[stats][unit]") {
+    kafka_config k;
+    k.brokers = "b1:9092,b2:9092";
+    k.topic_prefix = "x.";
+    k.properties = {"security.protocol=SSL"};
+    k.create_topics = false;
+    const auto a = kafka_args(k);
+    CHECK(a == std::vector<std::string>{"--kafka-brokers=b1:9092,b2:9092", "--topic-prefix=x.", "--topic-partitions=6",
+                                        "--topic-replication=3", "--create-topics=false",
+                                        "--kafka-property=security.protocol=SSL"});
+}
