@@ -3,6 +3,7 @@
 #   docker build -t faasd:0.1.0 .
 #   docker run --rm faasd:0.1.0 --version
 #   docker run --rm -e FAASD_KAFKA_BROKERS=kafka1:9092 faasd:0.1.0 worker
+#   docker build --target scaler -t faasd:0.1.0-scaler .   # + docker-compose (optional)
 #
 # Every option --some-name is also read from FAASD_SOME_NAME (see `faasd --help`),
 # which is how deploy/compose/faas.yml and the Kumori manifests configure it.
@@ -50,7 +51,7 @@ RUN --mount=type=cache,target=/ccache \
 # clones functions and runs them sandboxed), the interpreters the example
 # functions need (sh is in the base; python3), CA certificates; a non-root user.
 # ---------------------------------------------------------------------------
-FROM debian:${DEBIAN_RELEASE}-slim
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt
 RUN apt-get update \
@@ -58,9 +59,27 @@ RUN apt-get update \
       $(cat /tmp/runtime-packages.txt) git bubblewrap python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log /tmp/runtime-packages.txt \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/faasd --create-home \
-      --shell /usr/sbin/nologin faasd
+      --shell /usr/sbin/nologin faasd \
+ && install -d -o faasd -g faasd -m 0750 /var/lib/faasd/cache
 COPY --from=build /out/usr/local/bin/faasd /usr/local/bin/faasd
+# The example functions (examples/functions/, docs/functions.md), e.g. for `faasd dev` in the image.
+COPY examples/functions/ /usr/share/faasd/examples/functions/
 USER 10001:10001
 WORKDIR /var/lib/faasd
 ENTRYPOINT ["/usr/local/bin/faasd"]
 CMD ["--help"]
+
+# ---------------------------------------------------------------------------
+# Optional target `scaler`: the runtime image plus Debian's docker-compose (1.29,
+# talks to the engine's API through a mounted /var/run/docker.sock), for the
+# `scaler` profile of deploy/compose/faas.yml (`faasd scaler --exec 'docker-compose
+# ... up --scale worker={workers}'`). It runs as root: the socket is root anyway.
+# ---------------------------------------------------------------------------
+FROM runtime AS scaler
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends docker-compose \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
+
+# The default target (the last stage): the runtime image.
+FROM runtime

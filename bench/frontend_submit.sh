@@ -16,6 +16,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 faasd=${FAASD_BIN:-$root/build/release/roles/faasd}
 duration=${FAASD_BENCH_DURATION:-20s}
 threads=${FAASD_BENCH_THREADS:-2}
+unset FAASD_BIN FAASD_BENCH_DURATION FAASD_BENCH_THREADS  # not frontend options
 env_file=${FAASD_SERVICES_DIR:-$root/.state/services}/services.env
 [[ -x $faasd ]] || { echo "build $faasd first (release preset)" >&2; exit 2; }
 [[ -f $env_file ]] || { echo "start the services first (test/services/services.sh up kafka keycloak)" >&2; exit 2; }
@@ -36,20 +37,21 @@ prefix="bench-$(date +%s)-$RANDOM."
 # start_frontend NAME -> sets PORT and PID
 start_frontend() {
   local name=$1 log="$work/$1.log"
+  # A free port chosen here: at --log-level warn the frontend does not log the one it bound.
+  PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # shellcheck disable=SC2086
-  "$faasd" frontend --listen 127.0.0.1:0 --oidc-issuer "$FAASD_TEST_OIDC_ISSUER" \
+  "$faasd" frontend --listen "127.0.0.1:$PORT" --oidc-issuer "$FAASD_TEST_OIDC_ISSUER" \
     --kafka-brokers "$FAASD_TEST_KAFKA" --topic-prefix "$prefix" --topic-partitions 6 --topic-replication 1 \
     --rate-limit 0 --max-unfinished 1000000000 --bench-hello --log-level warn ${FAASD_BENCH_FRONTEND_ARGS:-} \
     2>"$log" &
   PID=$!
   pids+=("$PID")
-  PORT=""
+  local ready=""
   for _ in $(seq 1 600); do
-    PORT=$(sed -n 's/.*event=frontend\.listening.* port=\([0-9]*\).*/\1/p' "$log" | head -1)
-    [[ -n $PORT ]] && curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+    curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && { ready=1; break; }
     sleep 0.1
   done
-  [[ -n $PORT ]] || { cat "$log" >&2; exit 1; }
+  [[ -n $ready ]] || { cat "$log" >&2; exit 1; }
 }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 jobs_in_view() {

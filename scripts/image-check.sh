@@ -180,6 +180,10 @@ log "tools: $git_v; $bwrap_v; $py_v; sh"
 for absent in usr/bin/g++ usr/bin/cc usr/bin/cmake usr/include/boost usr/include/librdkafka; do
     [ ! -e "$mnt/$absent" ] || die "/$absent is in the runtime image"
 done
+# The example functions, and the workers' cache directory (a volume in faas.yml) owned by faasd.
+[ -x "$mnt/usr/share/faasd/examples/functions/echo-sh/main" ] || die "/usr/share/faasd/examples/functions is not in the image"
+[ "$(stat -c %u:%g "$mnt/var/lib/faasd/cache")" = "$FAASD_UID:$FAASD_UID" ] \
+    || die "/var/lib/faasd/cache is missing or not owned by $FAASD_UID"
 ldd_missing=$(chroot "$mnt" ldd /usr/local/bin/faasd | grep 'not found' || true)
 [ -z "$ldd_missing" ] || die "missing shared libraries: $ldd_missing"
 

@@ -1,9 +1,10 @@
 // deploy/compose/faas.yml as local processes: each faasd service (and each
 // replica) becomes `faasd <command>` with the service's environment, the Kafka
 // address, topic prefix, listening ports and Keycloak URL rewritten to the
-// test's own services. Proves that the harness starts processes with exactly
-// the compose environment and that faasd accepts it; the end-to-end job run is
-// the hidden [.pending-roles] test below, to enable when the roles land.
+// test's own services. The first test proves that the harness starts processes
+// with exactly the compose environment and that faasd accepts it; the second
+// runs the topology against the test's Kafka and Keycloak and a job through it
+// end to end (token from Keycloak, submit over REST, result back).
 
 #include "deploy_tools.hpp"
 
@@ -75,7 +76,8 @@ std::vector<d::local_process> local_topology(const d::local_rewrite& rw, const s
 TEST_CASE("faas.yml services start as local processes with exactly their compose environment",
           "[deploy][integration]") {
     faasd::test::temp_dir tmp("faasd-topology");
-    d::local_rewrite rw{"kafka.test.invalid:9092", faasd::test::unique_name("t") + ".", {}, free_port};
+    d::local_rewrite rw{"kafka.test.invalid:9092", faasd::test::unique_name("t") + ".", {}, free_port,
+                        {"/var/lib/faasd", "/tmp/faasd"}};
     auto procs = local_topology(rw, (tmp.path() / "home").string());
     // frontend, 2 workers (deploy.replicas), observer
     REQUIRE(procs.size() == 4);
@@ -119,50 +121,127 @@ TEST_CASE("faas.yml services start as local processes with exactly their compose
     if (checked == 0) WARN("no role of faas.yml is in the binary yet: only the environments were checked");
 }
 
-// TODO(lead): enable when frontend, worker and observer land (remove the "." from
-// the tag and the roles from pending_roles()). Needs test/services/services.sh
-// (3-node Kafka and Keycloak).
-// (Not tagged [deploy], so that "[deploy]" does not select it; run it with "[pending-roles]".)
-TEST_CASE("faas.yml topology runs a job end to end", "[integration][.pending-roles]") {
-    auto kafka = faasd::test::require_env("FAASD_TEST_KAFKA3");
-    auto keycloak = faasd::test::require_env("FAASD_TEST_KEYCLOAK");   // http://127.0.0.1:PORT
-    auto issuer = faasd::test::require_env("FAASD_TEST_OIDC_ISSUER");  // .../realms/faas
-    for (const auto* role : {"frontend", "worker", "observer"}) REQUIRE(d::binary().command(role) != nullptr);
+namespace {
+
+/// A git repository (branch main) holding one of examples/functions/, to run by file:// URL.
+std::filesystem::path example_repo(const std::filesystem::path& root, const std::string& example) {
+    auto dir = root / example;
+    std::filesystem::copy(faasd::test::source_dir() / "examples/functions" / example, dir,
+                          std::filesystem::copy_options::recursive);
+    std::vector<std::string> env{"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.test", "GIT_COMMITTER_NAME=t",
+                                 "GIT_COMMITTER_EMAIL=t@example.test", "HOME=" + root.string()};
+    for (const auto& cmd : std::vector<std::vector<std::string>>{{"git", "init", "-q", "-b", "main", dir.string()},
+                                                                  {"git", "-C", dir.string(), "add", "-A"},
+                                                                  {"git", "-C", dir.string(), "commit", "-q", "-m", "fn"}}) {
+        auto r = faasd::test::run_process(cmd, env);
+        if (r.exit_code != 0) throw std::runtime_error("git failed: " + r.err);
+    }
+    return dir;
+}
+
+}  // namespace
+
+// Needs test/services/services.sh up kafka keycloak. The compose variables are
+// what an operator would set for a trial: the issuer of the test's Keycloak, and
+// file:// repositories allowed (the function comes from a local repository).
+TEST_CASE("faas.yml topology runs a job end to end", "[deploy][integration][topology]") {
+    auto kafka = faasd::test::require_env("FAASD_TEST_KAFKA");
+    auto issuer = faasd::test::require_env("FAASD_TEST_OIDC_ISSUER");  // http://127.0.0.1:PORT/realms/faas
+    for (const auto& role : {"frontend", "worker", "observer"})
+        if (d::binary().command(role) == nullptr) {
+            REQUIRE(d::pending_roles().count(role) == 1);
+            WARN("faas.yml topology without `faasd " << role << "` (pending): that service is not started");
+        }
+    REQUIRE(d::binary().command("frontend") != nullptr);
+    REQUIRE(d::binary().command("worker") != nullptr);
 
     faasd::test::temp_dir tmp("faasd-topology-e2e");
-    auto kc_host = keycloak.substr(keycloak.find("//") + 2);
-    d::local_rewrite rw{kafka, faasd::test::unique_name("t") + ".", {{"keycloak:8080", kc_host}}, free_port};
-    // The compose variables the operator would set, pointing at the test's Keycloak.
+    d::local_rewrite rw{kafka, faasd::test::unique_name("t") + ".", {}, free_port, {"/var/lib/faasd", "/tmp/faasd"}};
     auto procs = local_topology(rw, (tmp.path() / "home").string(),
-                                {{"KEYCLOAK_PUBLIC_URL", issuer.substr(0, issuer.find("/realms/"))}});
+                                {{"KEYCLOAK_PUBLIC_URL", issuer.substr(0, issuer.find("/realms/"))},
+                                 {"FAASD_ALLOW_FILE_REPOS", "true"},
+                                 {"FAASD_WORKER_SCHEMES", "https,ssh,file"}});
     d::process_group group(tmp.path() / "logs");
+    std::vector<std::size_t> started;
     std::uint16_t api_port = 0;
-    for (const auto& p : procs) {
+    std::vector<std::uint16_t> worker_health;
+    for (std::size_t i = 0; i < procs.size(); ++i) {
+        const auto& p = procs[i];
+        if (d::binary().command(p.args.at(0)) == nullptr) continue;  // pending role (warned above)
+        if (p.service == "frontend") CHECK(p.env.at("FAASD_OIDC_ISSUER") == issuer);  // via KEYCLOAK_PUBLIC_URL
         std::vector<std::string> argv{faasd::test::faasd_binary()};
         argv.insert(argv.end(), p.args.begin(), p.args.end());
-        group.start(p.name, argv, p.env);
-        if (p.service == "frontend" && p.ports.count(8080)) api_port = static_cast<std::uint16_t>(p.ports.at(8080));
+        started.push_back(group.start(p.name, argv, p.env));
+        if (p.service == "frontend") api_port = static_cast<std::uint16_t>(p.ports.at(8080));
+        if (p.service == "worker") worker_health.push_back(static_cast<std::uint16_t>(p.ports.at(9090)));
     }
-    REQUIRE(api_port != 0);  // FAASD_LISTEN=0.0.0.0:8080 rewritten to a local port
+    REQUIRE(api_port != 0);                 // FAASD_LISTEN=0.0.0.0:8080 rewritten to a local port
+    REQUIRE(worker_health.size() == 2);     // deploy.replicas, each with FAASD_HEALTH_LISTEN=0.0.0.0:9090
+    auto stderr_of = [&](std::size_t i) { return d::process_group::slurp(group.entries()[i].err); };
+    auto all_running = [&] {
+        for (auto i : started)
+            if (!group.running(i)) return false;
+        return true;
+    };
+    // The endpoints of the compose healthchecks (and the Kumori probes).
     bool ready = faasd::test::wait_until(
         [&] {
-            for (std::size_t i = 0; i < procs.size(); ++i)
-                if (!group.running(i)) return true;  // stop waiting: someone died
-            return http_status(api_port, "/ready") == 200;
+            if (!all_running()) return true;  // stop waiting: someone died
+            if (http_status(api_port, "/readyz") != 200) return false;
+            for (auto port : worker_health)
+                if (http_status(port, "/readyz") != 200) return false;
+            return true;
         },
-        std::chrono::seconds(60), std::chrono::milliseconds(200));
-    for (std::size_t i = 0; i < procs.size(); ++i) {
-        INFO(procs[i].name << " stderr:\n" << d::process_group::slurp(group.entries()[i].err));
-        CHECK(group.running(i));  // exit status 2 = the compose environment drifted
+        std::chrono::seconds(90), std::chrono::milliseconds(250));
+    for (auto i : started) {
+        INFO(group.entries()[i].name << " stderr:\n" << stderr_of(i));
+        REQUIRE(group.running(i));  // exit status 2 = the compose environment drifted
     }
     REQUIRE(ready);
+    CHECK(http_status(api_port, "/healthz") == 200);
+    for (auto port : worker_health) CHECK(http_status(port, "/healthz") == 200);
 
-    // TODO(lead): submit a job through the REST API with a token for alice from
-    // FAASD_TEST_KEYCLOAK (password grant, client faas-cli) — e.g. with `faasd
-    // client` or an HTTP client — wait for its result (poll with a deadline),
-    // and assert the function's output and the job's state. Then stop the
-    // topology and check every process exits 0:
-    FAIL("TODO(lead): run a job through the topology once the REST API has landed");
+    // A token for alice from the test's Keycloak (password grant, public client faas-cli).
+    std::vector<std::string> client_env{"HOME=" + (tmp.path() / "client").string()};
+    std::filesystem::create_directories(tmp.path() / "client");
+    auto login = faasd::test::run_process({faasd::test::faasd_binary(), "login", "--oidc-issuer", issuer, "--client-id",
+                                           "faas-cli", "--username", "alice", "--password-stdin", "--print-token"},
+                                          client_env, "alice-pw\n");
+    INFO("faasd login: " << login.err);
+    REQUIRE(login.exit_code == 0);
+    auto token = login.out.substr(0, login.out.find('\n'));
+    REQUIRE(token.size() > 100);
+
+    // Submit over REST to the published frontend and wait for the result.
+    auto repo = example_repo(tmp.path(), "echo-sh");
+    auto server = "http://127.0.0.1:" + std::to_string(api_port);
+    auto submit = faasd::test::run_process(
+        {faasd::test::faasd_binary(), "submit", "--server", server, "--token", token, "--repo", "file://" + repo.string(),
+         "--ref", "main", "--data", R"({"hello":"deploy"})", "--wait", "--wait-timeout", "120s", "--json"},
+        client_env, {}, std::chrono::seconds(180));
+    {
+        INFO("faasd submit: " << submit.out << submit.err);
+        for (auto i : started) UNSCOPED_INFO(group.entries()[i].name << " stderr:\n" << stderr_of(i));
+        REQUIRE(submit.exit_code == 0);
+    }
+    auto result = json::parse(submit.out).as_object();
+    CHECK(result.at("state") == "succeeded");
+    CHECK(result.at("exit_code") == 0);
+    const auto& output = result.at("output").as_object();
+    CHECK(output.at("echo") == json::value{{"hello", "deploy"}});
+    CHECK(output.at("job") == result.at("id"));
+    // The job ran on one of the two workers of the topology.
+    auto worker = std::string(result.at("worker").as_string());
+    REQUIRE(!worker.empty());
+    int ran_on = 0;
+    for (auto i : started)
+        if (group.entries()[i].name.starts_with("worker-") && stderr_of(i).find(worker) != std::string::npos) ++ran_on;
+    CHECK(ran_on == 1);
+
+    // Graceful stop: every process exits 0 on SIGTERM within the compose stop_grace_period.
     group.stop_all(std::chrono::seconds(30));
-    for (const auto& e : group.entries()) CHECK(e.status == 0);
+    for (auto i : started) {
+        INFO(group.entries()[i].name << " stderr:\n" << stderr_of(i));
+        CHECK(group.entries()[i].status == 0);
+    }
 }

@@ -162,7 +162,7 @@ TEST_CASE("faasd --dump-options describes the binary", "[deploy][integration]") 
 }
 
 TEST_CASE("compose files resolve, and refuse to start without their secrets", "[deploy][integration]") {
-    CHECK(faas_compose().size() == 7);  // kafka1..3, kafka-init, frontend, worker, observer
+    CHECK(faas_compose().size() == 8);  // kafka1..3, kafka-init, frontend, worker, observer, scaler
     CHECK(keycloak_compose().size() == 2);
 
     auto vars = d::compose_variables();
@@ -187,9 +187,13 @@ TEST_CASE("faas.yml: every faasd service runs a subcommand with variables the bi
         commands.insert(command_path(s->command));
         CHECK(s->restart == "unless-stopped");
         CHECK(repo_of(s->image) == "faasd");
-        CHECK(tag_of(s->image) == d::binary().version);  // the image of this version
+        // The image of this version (the scaler: the Dockerfile's scaler target of it).
+        CHECK(tag_of(s->image) == d::binary().version + (s->name == "scaler" ? "-scaler" : ""));
     }
-    CHECK(commands == std::set<std::string>{"frontend", "worker", "observer"});
+    CHECK(commands == std::set<std::string>{"frontend", "worker", "observer", "scaler"});
+    // Only the scaler is optional (a profile); the others start with a plain `up`.
+    for (const auto* s : services) CHECK(s->profiles == (s->name == "scaler" ? std::vector<std::string>{"scaler"}
+                                                                             : std::vector<std::string>{}));
 }
 
 TEST_CASE("faas.yml: the topology of the FaaS", "[deploy][integration]") {
@@ -240,17 +244,63 @@ TEST_CASE("faas.yml: the topology of the FaaS", "[deploy][integration]") {
     const auto& wo = service(all, "worker");
     CHECK(wo.ports.empty());
     CHECK(wo.replicas >= 2);
-    // TODO(roles): the frontend's container port is its --listen port, and it has a
-    // healthcheck on /ready: asserted below once `faasd frontend` exists.
+    // The observer models workers of the workers' --slots; the scaler applies its
+    // decisions to this compose project's worker service, within the same bounds.
+    const auto& ob = service(all, "observer");
+    CHECK(ob.env.at("FAASD_SLOTS_PER_WORKER") == wo.env.at("FAASD_SLOTS"));
+    const auto& sc = service(all, "scaler");
+    const auto& exec = sc.env.at("FAASD_EXEC");
+    CHECK(exec.find("/faas.yml ") != std::string::npos);
+    CHECK(exec.find(" up -d --no-deps --no-recreate --scale worker={workers} worker") != std::string::npos);
+    CHECK(sc.env.at("FAASD_MIN_WORKERS") == ob.env.at("FAASD_MIN_WORKERS"));
+    CHECK(sc.env.at("FAASD_MAX_WORKERS") == ob.env.at("FAASD_MAX_WORKERS"));
+    // The frontend's container port is its --listen port.
     if (const auto* c = d::binary().command("frontend")) {
         bool listens = false;
         for (const auto& [k, v] : fe.env)
             if (auto p = d::wildcard_listen_port(v); p && *p == fe.ports[0].target && c->by_env(k)) listens = true;
         CHECK(listens);
-        CHECK(fe.healthcheck);
     } else {
         WARN("faas.yml: frontend port " << fe.ports[0].target << " not checked against --listen (frontend pending)");
     }
+    // Every faasd service that serves HTTP (an option listening on a wildcard
+    // address) has a healthcheck asking that very port for /readyz.
+    for (const auto* s : faasd_services()) {
+        const auto* c = d::binary().command(command_path(s->command));
+        if (c == nullptr) continue;  // pending (warned by the test above)
+        for (const auto& [k, v] : s->env) {
+            auto port = d::wildcard_listen_port(v);
+            if (!port || c->by_env(k) == nullptr) continue;
+            INFO(s->name << " " << k << "=" << v);
+            REQUIRE(s->healthcheck);
+            auto test = json::serialize(faas_doc().at("services").at(s->name).at("healthcheck").at("test"));
+            CHECK(test.find("/dev/tcp/127.0.0.1/" + std::to_string(*port) + " ") != std::string::npos);
+            CHECK(test.find("GET /readyz ") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("faas.yml and keycloak.yml: the frontend reaches the issuer its tokens name", "[deploy][integration]") {
+    const auto& fe = service(faas_compose(), "frontend");
+    const auto& kc = service(keycloak_compose(), "keycloak");
+    // Tokens say iss = KC_HOSTNAME/realms/faas; the frontend trusts exactly that.
+    REQUIRE(fe.env.count("FAASD_OIDC_ISSUER") == 1);
+    CHECK(fe.env.at("FAASD_OIDC_ISSUER") == kc.env.at("KC_HOSTNAME") + "/realms/faas");
+    // ... and fetches <issuer>/.well-known/openid-configuration from inside the
+    // network: the issuer's host is an alias of Keycloak on the shared network,
+    // its port the one Keycloak listens on (and publishes, for clients).
+    auto url = faasd::config::parse_endpoint(kc.env.at("KC_HOSTNAME").substr(kc.env.at("KC_HOSTNAME").find("//") + 2));
+    REQUIRE(url.has_value());
+    std::set<std::string> aliases;
+    const auto& nets = keycloak_doc().at("services").at("keycloak").at("networks").as_object();
+    REQUIRE(nets.contains("faasd-shared"));
+    for (const auto& a : nets.at("faasd-shared").at("aliases").as_array()) aliases.insert(std::string(a.as_string()));
+    CHECK(aliases.count(url->host) == 1);
+    CHECK(std::to_string(url->port) == kc.env.at("KC_HTTP_PORT"));
+    REQUIRE(kc.ports.size() == 1);
+    CHECK(kc.ports[0].target == url->port);
+    CHECK(kc.ports[0].published == url->port);
+    CHECK(std::count(fe.networks.begin(), fe.networks.end(), "faasd-shared") == 1);
 }
 
 TEST_CASE("kafka/create-topics.sh creates exactly the topics faasd uses", "[deploy][integration]") {
@@ -346,7 +396,6 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
             CHECK(tag_of(c->image) == d::binary().version);
             kumori_vars[command_path(c->cmd)] = faasd_vars(env);
             // Every server channel of a faasd role is a port it listens on.
-            // TODO(roles): applies to the frontend's api channel once --listen exists.
             if (d::binary().command(command_path(c->cmd))) {
                 for (const auto& [ch, port] : role->server) {
                     bool listens = false;
@@ -359,7 +408,9 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
         }
         // Compose and Kumori run the same commands with the same FAASD_* variables.
         std::map<std::string, std::set<std::string>> compose_vars;
-        for (const auto* s : faasd_services()) compose_vars[command_path(s->command)] = faasd_vars(s->env);
+        // (The compose scaler has no Kumori role: scale.sh is run where kam is, docs/deployment.md.)
+        for (const auto* s : faasd_services())
+            if (s->profiles.empty()) compose_vars[command_path(s->command)] = faasd_vars(s->env);
         CHECK(kumori_vars == compose_vars);
         // The frontend's API channel is the port faas.yml publishes.
         CHECK(k.faas.role("frontend")->server.at("api") == service(faas_compose(), "frontend").ports.at(0).target);
@@ -414,6 +465,9 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
         CHECK(ids == std::set<std::string>{"1", "2", "3"});
         CHECK(clusters.size() == 1);
         CHECK(faas.role("worker")->hsize >= 1);
+        // The observer models workers of the workers' --slots.
+        CHECK(faas.role("observer")->containers.at(0).env.at("FAASD_SLOTS_PER_WORKER").effective ==
+              faas.role("worker")->containers.at(0).env.at("FAASD_SLOTS").effective);
         // The faas service reaches the keycloak service: its idp client channel and
         // the keycloak service's oidc server channel (linked after deployment).
         CHECK(faas.client.count("idp") == 1);

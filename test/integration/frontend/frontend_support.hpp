@@ -23,6 +23,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -173,7 +174,8 @@ inline void with_frontend(std::function<awaitable<void>(frontend_env&)> body,
             kc.topic_partitions = 2;
             kc.topic_replication = 1;
 
-            faasd::runtime::role_env env{faasd::logger(log_level::warn, log_format::text, stderr_sink()),
+            faasd::runtime::role_env env{faasd::logger(std::getenv("FAASD_TEST_FRONTEND_DEBUG") ? log_level::debug : log_level::warn,
+                                                       log_format::text, stderr_sink()),
                                          std::make_shared<faasd::runtime::health>(),
                                          std::make_shared<faasd::runtime::shutdown_signal>(ex), 5s};
             fe.env = &env;

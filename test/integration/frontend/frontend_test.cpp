@@ -6,11 +6,15 @@
 
 #include <faasd/frontend/app.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include <algorithm>
 #include <cctype>
 
 using namespace faasd;
 using namespace faasd::test::frontend;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -244,17 +248,25 @@ TEST_CASE("frontend: a WebSocket subscriber gets the job's state changes", "[fro
         CHECK(json::parse(*ack).at("type").as_string() == "subscribed");
 
         auto id = id_of(co_await fe.call("POST", "/v1/jobs", alice, job_body()));
+        // The next job event's state ("" when none comes within 15 s or the socket closed).
         auto next_state = [&]() -> awaitable<std::string> {
+            auto ex = co_await asio::this_coro::executor;
             for (;;) {
-                auto msg = co_await ws.read();
-                REQUIRE(msg.has_value());
-                auto v = json::parse(*msg).as_object();
+                asio::steady_timer limit(ex, 15s);
+                auto r = co_await (ws.read() || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+                if (r.index() == 1 || !std::get<0>(r)) {
+                    auto m = co_await fe.call("GET", "/metrics");
+                    UNSCOPED_INFO("no job event; close code " << ws.close_code() << "; metrics:\n" << m.body);
+                    co_return std::string();
+                }
+                auto v = json::parse(*std::get<0>(r)).as_object();
                 if (v.at("type").as_string() != "job") continue;
                 CHECK(v.at("job").at("id").as_string() == id);
                 co_return std::string(v.at("job").at("state").as_string());
             }
         };
-        CHECK(co_await next_state() == "queued");
+        auto first = co_await next_state();
+        CHECK(first == "queued");
 
         // A worker reports running, then success: both reach the subscriber.
         auto m = co_await job_on_topic(fe, id);
@@ -268,11 +280,13 @@ TEST_CASE("frontend: a WebSocket subscriber gets the job's state changes", "[fro
         running.worker = "itest-worker";
         running.repo = m.spec.repo;
         co_await produce(fe, fe.names.state, id, jobs::encode(running));
-        CHECK(co_await next_state() == "running");
+        auto second = co_await next_state();
+        CHECK(second == "running");
         json::object ok_output{{"ok", true}};
         auto done = jobs::encode(terminal_snapshot(m, jobs::job_state::succeeded, ok_output));
         co_await produce(fe, fe.names.state, id, done);
-        CHECK(co_await next_state() == "succeeded");
+        auto third = co_await next_state();
+        CHECK(third == "succeeded");
 
         // A bad token on the upgrade: the session closes with 4001.
         client::ws_client bad;
@@ -342,12 +356,12 @@ TEST_CASE("frontend: the faasd frontend command validates its configuration (exi
                             "--max-body", "--shutdown-grace", "--create-topics"})
         CHECK(help.out.find(opt) != std::string::npos);
 
-    auto ok = test::run_process({bin, "frontend", "--check-config", issuer}, {key});
+    auto ok = test::run_process({bin, "--check-config", "frontend", issuer}, {key});
     INFO(ok.err);
     CHECK(ok.exit_code == 0);
-    CHECK(test::run_process({bin, "frontend", "--check-config"}, {key}).exit_code == 2);           // no issuer
-    CHECK(test::run_process({bin, "frontend", "--check-config", issuer}).exit_code == 2);          // no key ring
-    CHECK(test::run_process({bin, "frontend", "--check-config", issuer}, {"FAASD_CREDENTIALS_KEYS=k1:x"}).exit_code == 2);
-    CHECK(test::run_process({bin, "frontend", "--check-config", issuer, "--listen", "nope"}, {key}).exit_code == 2);
-    CHECK(test::run_process({bin, "frontend", "--check-config", issuer, "--kafka-brokers", ""}, {key}).exit_code == 2);
+    CHECK(test::run_process({bin, "--check-config", "frontend"}, {key}).exit_code == 2);           // no issuer
+    CHECK(test::run_process({bin, "--check-config", "frontend", issuer}).exit_code == 2);          // no key ring
+    CHECK(test::run_process({bin, "--check-config", "frontend", issuer}, {"FAASD_CREDENTIALS_KEYS=k1:x"}).exit_code == 2);
+    CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--listen", "nope"}, {key}).exit_code == 2);
+    CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--kafka-brokers", ""}, {key}).exit_code == 2);
 }

@@ -242,17 +242,26 @@ private:
 class worker_run {
 public:
     worker_run(asio::any_io_executor ex, faasd::logger log, std::chrono::milliseconds grace = 10s) {
-        env_.log = std::move(log);
-        env_.health_state = std::make_shared<runtime::health>();
-        env_.shutdown = std::make_shared<runtime::shutdown_signal>(ex);
-        env_.shutdown_grace = grace;
+        env_->log = std::move(log);
+        env_->health_state = std::make_shared<runtime::health>();
+        env_->shutdown = std::make_shared<runtime::shutdown_signal>(ex);
+        env_->shutdown_grace = grace;
         ex_ = std::move(ex);
     }
 
+    /// A failed REQUIRE leaves the test's coroutine early: stop the worker so
+    /// that the io_context runs out of work instead of running to the timeout.
+    ~worker_run() {
+        if (!state_->done && !env_->shutdown->requested()) env_->shutdown->request();
+    }
+    worker_run(const worker_run&) = delete;
+    worker_run& operator=(const worker_run&) = delete;
+
     void start(roles::worker_config cfg, roles::kafka_config kafka) {
         auto st = state_;
-        auto op = roles::run_worker(std::move(cfg), std::move(kafka), env_);
-        asio::co_spawn(ex_, std::move(op), [st](std::exception_ptr e) {
+        auto op = roles::run_worker(std::move(cfg), std::move(kafka), *env_);
+        // The handler keeps the environment alive as long as the worker runs.
+        asio::co_spawn(ex_, std::move(op), [st, env = env_](std::exception_ptr e) {
             st->error = e;
             st->done = true;
         });
@@ -260,7 +269,7 @@ public:
 
     /// Requests shutdown and waits (up to timeout) until run_worker returned.
     asio::awaitable<bool> stop(std::chrono::milliseconds timeout = 30s) {
-        env_.shutdown->request();
+        env_->shutdown->request();
         auto deadline = std::chrono::steady_clock::now() + timeout;
         asio::steady_timer t(ex_);
         while (!state_->done && std::chrono::steady_clock::now() < deadline) {
@@ -272,7 +281,7 @@ public:
     }
 
     bool done() const { return state_->done; }
-    runtime::role_env& env() { return env_; }
+    runtime::role_env& env() { return *env_; }
 
 private:
     struct state {
@@ -280,7 +289,7 @@ private:
         std::exception_ptr error;
     };
     asio::any_io_executor ex_;
-    runtime::role_env env_;
+    std::shared_ptr<runtime::role_env> env_ = std::make_shared<runtime::role_env>();
     std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 

@@ -291,7 +291,7 @@ TEST_CASE("cancelling a running job stops it promptly", "[worker][integration]")
             co_await kafka::testing::sleep(500ms);
             auto t0 = std::chrono::steady_clock::now();
             co_await k.cancel(job.id);
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) != nullptr; }, 30s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) != nullptr && k.seen.result_count(job.id) > 0; }, 30s));
             auto took = std::chrono::steady_clock::now() - t0;
             CHECK(took < 5s);
             const auto* t = k.seen.terminal(job.id);
@@ -342,7 +342,7 @@ TEST_CASE("a job cancelled before any worker took it is skipped", "[worker][inte
                 60s));
             co_await k.submit(queued);
             co_await k.cancel(queued.id);
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(queued.id) != nullptr; }, 60s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(queued.id) != nullptr && k.seen.result_count(queued.id) > 0; }, 60s));
             CHECK(k.seen.terminal(queued.id)->state == job_state::cancelled);
             CHECK_FALSE(k.seen.has_state(queued.id, job_state::running));
             REQUIRE(co_await w.stop());
@@ -505,7 +505,7 @@ TEST_CASE("exactly-once: the result and the offset commit in one transaction", "
                 js.push_back(make_job(echo.file_url(), "main", json::value(i), {}, delivery_mode::exactly_once));
             for (const auto& j : js) co_await k.submit(j);
             REQUIRE(co_await k.wait_for(
-                [&] { return std::all_of(js.begin(), js.end(), [&](const auto& j) { return k.seen.terminal(j.id) != nullptr; }); },
+                [&] { return std::all_of(js.begin(), js.end(), [&](const auto& j) { return k.seen.terminal(j.id) != nullptr && k.seen.result_count(j.id) > 0; }); },
                 90s));
             for (const auto& j : js) {
                 CHECK(k.seen.result_count(j.id) == 1);
@@ -559,7 +559,7 @@ sleep 60
             CHECK(k.seen.result_count(job.id) == 0);
             worker_run w2(ex, s.logs.logger());
             w2.start(s.worker("none"), s.kafka());
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) != nullptr; }, 60s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) != nullptr && k.seen.result_count(job.id) > 0; }, 60s));
             CHECK(k.seen.terminal(job.id)->state == job_state::succeeded);
             CHECK(k.seen.results[job.id].front().output.at("second") == true);
             REQUIRE(co_await w2.stop());
@@ -617,7 +617,7 @@ TEST_CASE("sandbox limits end jobs with the right state while the worker keeps s
                 co_await k.submit(j);
             }
             REQUIRE(co_await k.wait_for(
-                [&] { return std::all_of(js.begin(), js.end(), [&](const auto& j) { return k.seen.terminal(j.id) != nullptr; }); },
+                [&] { return std::all_of(js.begin(), js.end(), [&](const auto& j) { return k.seen.terminal(j.id) != nullptr && k.seen.result_count(j.id) > 0; }); },
                 150s));
             for (std::size_t i = 0; i < cases.size(); ++i) {
                 const auto* t = k.seen.terminal(js[i].id);

@@ -116,7 +116,7 @@ inline bool read_directly(const std::string& name) {
 /// Remove a role from this list when it lands: from then on the binary itself
 /// is the truth (and the consistency test fails if the role is missing).
 inline const std::set<std::string>& pending_roles() {
-    static const std::set<std::string> roles{"frontend", "worker", "observer"};
+    static const std::set<std::string> roles{};
     return roles;
 }
 
@@ -152,6 +152,7 @@ struct compose_service {
     bool healthcheck = false;
     bool container_name = false;
     std::vector<std::string> networks;
+    std::vector<std::string> profiles;  ///< non-empty: started only with --profile
 };
 
 namespace detail {
@@ -222,6 +223,7 @@ inline std::vector<compose_service> parse_compose(const json::value& doc) {
         if (auto* r = s.if_contains("restart")) c.restart = detail::scalar(*r);
         c.healthcheck = s.contains("healthcheck");
         c.container_name = s.contains("container_name");
+        c.profiles = detail::string_list(s.if_contains("profiles"));
         if (auto* n = s.if_contains("networks")) {
             if (n->is_object())
                 for (const auto& [k, v] : n->as_object()) c.networks.emplace_back(k);
@@ -246,6 +248,9 @@ struct local_rewrite {
     std::string topic_prefix;                       ///< fresh per test
     std::map<std::string, std::string> host_ports;  ///< "keycloak:8080" -> "127.0.0.1:18080"
     std::function<std::uint16_t()> free_port;       ///< for listening options
+    /// Directories of the container ("/var/lib/faasd", "/tmp/faasd"): a value that
+    /// is one of them or below one moves under the process's own HOME.
+    std::vector<std::string> container_dirs;
 };
 
 struct local_process {
@@ -269,16 +274,17 @@ inline std::optional<int> wildcard_listen_port(std::string_view v) {
     return std::nullopt;
 }
 
-/// The local processes for the faasd services of a compose file: one per
-/// replica, each with exactly the service's environment (plus PATH, HOME and
+/// The local processes for the faasd services of a compose file that a plain
+/// `up` starts (services with profiles are left out): one per replica, each with exactly the service's environment (plus PATH, HOME and
 /// HOSTNAME, which an engine provides), rewritten for the test: the Kafka
 /// bootstrap list and the topic prefix, every wildcard listening address to
-/// 127.0.0.1 and a free port, and known service host:ports (e.g. Keycloak).
+/// 127.0.0.1 and a free port, known service host:ports (e.g. Keycloak), and
+/// container directories to directories under the process's HOME.
 inline std::vector<local_process> to_local(const std::vector<compose_service>& services, const local_rewrite& rw,
                                            const std::string& home_root) {
     std::vector<local_process> out;
     for (const auto& s : services) {
-        if (!is_faasd_image(s.image)) continue;
+        if (!is_faasd_image(s.image) || !s.profiles.empty()) continue;
         for (int i = 1; i <= s.replicas; ++i) {
             local_process p;
             p.service = s.name;
@@ -293,6 +299,12 @@ inline std::vector<local_process> to_local(const std::vector<compose_service>& s
                     auto [it, fresh] = p.ports.try_emplace(*port, 0);
                     if (fresh) it->second = rw.free_port ? rw.free_port() : 0;
                     v = "127.0.0.1:" + std::to_string(it->second);
+                } else if (auto dir = std::find_if(rw.container_dirs.begin(), rw.container_dirs.end(),
+                                                   [&](const std::string& d) {
+                                                       return v == d || (v.starts_with(d) && v[d.size()] == '/');
+                                                   });
+                           dir != rw.container_dirs.end()) {
+                    v = home_root + "/" + p.name + "/root" + v;
                 } else {
                     for (const auto& [from, to] : rw.host_ports)
                         for (auto pos = v.find(from); pos != std::string::npos; pos = v.find(from, pos + to.size()))

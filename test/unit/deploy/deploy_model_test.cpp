@@ -85,15 +85,19 @@ json::value compose_doc() {
                                  "FAASD_OIDC_DISCOVERY":"http://keycloak:8080/realms/faas","FAASD_LOG_LEVEL":"info"},
                   "ports":[{"published":8080,"target":8080}],"networks":{"faasd":null,"faasd-shared":null}},
       "worker":{"image":"registry.example/team/faasd:0.1.0","command":"worker --flag",
-                "environment":["FAASD_KAFKA_BROKERS=kafka1:9092","FAASD_HEALTH_LISTEN=:9100","EMPTY"],
-                "deploy":{"replicas":2},"ports":["9100"]}}})");
+                "environment":["FAASD_KAFKA_BROKERS=kafka1:9092","FAASD_HEALTH_LISTEN=:9100","EMPTY",
+                                "FAASD_CACHE_DIR=/var/lib/faasd/cache","FAASD_JOBS_DIR=/var/lib/faasdx",
+                                "FAASD_X_DIR=/var/lib/faasd"],
+                "deploy":{"replicas":2},"ports":["9100"]},
+      "scaler":{"image":"faasd:0.1.0-scaler","command":["scaler"],"profiles":["scaler"],
+                "environment":{"FAASD_EXEC":"true"}}}})");
 }
 
 }  // namespace
 
 TEST_CASE("parse_compose reads services in both compose forms", "[deploy][unit]") {
     auto services = d::parse_compose(compose_doc());
-    REQUIRE(services.size() == 3);
+    REQUIRE(services.size() == 4);
     auto find = [&](const std::string& n) {
         return *std::find_if(services.begin(), services.end(), [&](const auto& s) { return s.name == n; });
     };
@@ -114,6 +118,8 @@ TEST_CASE("parse_compose reads services in both compose forms", "[deploy][unit]"
     CHECK(wo.ports[0].target == 9100);
     CHECK(wo.ports[0].published == 0);
     CHECK(find("kafka1").healthcheck);
+    CHECK(find("scaler").profiles == std::vector<std::string>{"scaler"});
+    CHECK(fe.profiles.empty());
     CHECK_FALSE(fe.healthcheck);
 }
 
@@ -128,9 +134,10 @@ TEST_CASE("is_faasd_image accepts any registry path of the faasd image", "[deplo
 TEST_CASE("to_local rewrites a compose service into local processes", "[deploy][unit]") {
     std::uint16_t next = 40000;
     d::local_rewrite rw{
-        "127.0.0.1:19092,127.0.0.1:29092", "t-1234.", {{"keycloak:8080", "127.0.0.1:18080"}}, [&] { return next++; }};
+        "127.0.0.1:19092,127.0.0.1:29092", "t-1234.", {{"keycloak:8080", "127.0.0.1:18080"}}, [&] { return next++; },
+        {"/var/lib/faasd", "/tmp/faasd"}};
     auto procs = d::to_local(d::parse_compose(compose_doc()), rw, "/tmp/h");
-    REQUIRE(procs.size() == 3);  // kafka1 is not faasd; worker has 2 replicas
+    REQUIRE(procs.size() == 3);  // kafka1 is not faasd; worker has 2 replicas; scaler only with --profile
     const auto& fe = procs[0];
     CHECK(fe.name == "frontend-1");
     CHECK(fe.args == std::vector<std::string>{"frontend"});
@@ -152,6 +159,11 @@ TEST_CASE("to_local rewrites a compose service into local processes", "[deploy][
     CHECK(procs[2].name == "worker-2");
     CHECK(procs[1].env.at("FAASD_HEALTH_LISTEN") != procs[2].env.at("FAASD_HEALTH_LISTEN"));
     CHECK(procs[1].args == std::vector<std::string>{"worker", "--flag"});
+    // Container directories move under each process's HOME; look-alike paths stay.
+    CHECK(procs[1].env.at("FAASD_CACHE_DIR") == "/tmp/h/worker-1/root/var/lib/faasd/cache");
+    CHECK(procs[2].env.at("FAASD_CACHE_DIR") == "/tmp/h/worker-2/root/var/lib/faasd/cache");
+    CHECK(procs[1].env.at("FAASD_X_DIR") == "/tmp/h/worker-1/root/var/lib/faasd");
+    CHECK(procs[1].env.at("FAASD_JOBS_DIR") == "/var/lib/faasdx");
 }
 
 namespace {
