@@ -5,14 +5,14 @@
 #
 #   faasd scaler --exec 'deploy/kumori/scale.sh {workers}'
 #
-# Environment: KAM (default kam), FAASD_KUMORI_DEPLOYMENT (default faasd),
-# FAASD_KUMORI_DEPLOYMENT_DIR (default the faas_deployment folder next to this script).
+# Environment: KAM (default kam), KUMORI_DEPLOYMENT (default faasd),
+# KUMORI_DEPLOYMENT_DIR (default the faas_deployment folder next to this script).
 set -euo pipefail
 
 n=${1:-}
 [[ $n =~ ^[0-9]+$ ]] || { echo "usage: scale.sh WORKERS (a number)" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
-dir=${FAASD_KUMORI_DEPLOYMENT_DIR:-$here/faas_deployment}
+dir=${KUMORI_DEPLOYMENT_DIR:-$here/faas_deployment}
 file=$dir/manifest.cue
 
 # One update at a time: a second decision waits for the first to be applied.
@@ -21,4 +21,4 @@ flock 9
 sed -i -E "s/^([[:space:]]*worker:[[:space:]]*hsize:[[:space:]]*)[0-9]+/\1$n/" "$file"
 grep -Eq "^[[:space:]]*worker:[[:space:]]*hsize:[[:space:]]*$n\b" "$file" \
     || { echo "scale.sh: no 'worker: hsize: N' line in $file" >&2; exit 1; }
-${KAM:-kam} ctl update deployment "${FAASD_KUMORI_DEPLOYMENT:-faasd}" --deployment "$dir" --yes --wait 5m
+${KAM:-kam} ctl update deployment "${KUMORI_DEPLOYMENT:-faasd}" --deployment "$dir" --yes --wait 5m
