@@ -304,7 +304,10 @@ int run_dev(dev_state& st) {
                                     dir = layout.root.string()](runtime::role_env& env) -> asio::awaitable<void> {
         return run_frontend(fe, env, kafka, [=](std::uint16_t port) {
             std::string host = fe.listen.substr(0, fe.listen.rfind(':'));
-            std::fputs(dev_banner("http://" + host + ":" + std::to_string(port), bootstrap, dir, sandbox, example_urls)
+            std::error_code ec;
+            auto exe = fs::read_symlink("/proc/self/exe", ec);
+            std::fputs(dev_banner("http://" + host + ":" + std::to_string(port), bootstrap, dir, sandbox, example_urls,
+                                  ec ? "faasd" : exe.string())
                            .c_str(),
                        stderr);
         });

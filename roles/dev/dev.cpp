@@ -27,7 +27,8 @@ void dev_config::validate() const {
 }
 
 std::string dev_banner(const std::string& api_url, const std::string& bootstrap, const std::string& state_dir,
-                       const std::string& sandbox, const std::vector<std::string>& example_urls) {
+                       const std::string& sandbox, const std::vector<std::string>& example_urls,
+                       const std::string& exe) {
     std::ostringstream o;
     const char* rule = "==============================================================================\n";
     o << rule
@@ -40,12 +41,12 @@ std::string dev_banner(const std::string& api_url, const std::string& bootstrap,
       << "  Kafka      " << bootstrap << "   (other processes may connect: --kafka-brokers " << bootstrap << ")\n"
       << "  State      " << state_dir << "\n"
       << "  Sandbox    " << sandbox << (sandbox == "none" ? "   (NO ISOLATION: functions run as this user)" : "") << "\n"
-      << "  Token      faasd dev token --state-dir " << state_dir << " --user alice [--admin]\n";
+      << "  Token      " << exe << " dev token --state-dir " << state_dir << " --user alice [--admin]\n";
     if (!example_urls.empty()) {
         o << "  Examples   ";
         for (std::size_t i = 0; i < example_urls.size(); ++i) o << (i ? "\n             " : "") << example_urls[i];
-        o << "\n  Try        export FAASD_TOKEN=$(faasd dev token --state-dir " << state_dir << " --user alice)\n"
-          << "             faasd submit --server " << api_url << " --repo " << example_urls.front()
+        o << "\n  Try        export FAASD_TOKEN=$(" << exe << " dev token --state-dir " << state_dir << " --user alice)\n"
+          << "             " << exe << " submit --server " << api_url << " --repo " << example_urls.front()
           << " --data '{\"hello\":\"world\"}' --wait\n";
     }
     o << rule;

@@ -51,8 +51,10 @@ struct dev_layout {
 };
 
 /// The loud development-only banner, with the addresses a user needs.
+/// `exe` is how to call faasd in the printed commands.
 std::string dev_banner(const std::string& api_url, const std::string& bootstrap, const std::string& state_dir,
-                       const std::string& sandbox, const std::vector<std::string>& example_urls);
+                       const std::string& sandbox, const std::vector<std::string>& example_urls,
+                       const std::string& exe = "faasd");
 
 /// Where the example functions are: `configured` if set, else the first of
 /// /usr/share/faasd/examples/functions and <source>/examples/functions that

@@ -9,6 +9,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -177,6 +178,24 @@ TEST_CASE("faasd dev runs a job with a dev token and the CLI, with no services a
     const std::string log = dev.log();
     CHECK(log.find("NOT FOR PRODUCTION") != std::string::npos);
     CHECK(log.find(base) != std::string::npos);
+
+    // A second process can produce to and consume from the embedded broker.
+    std::string bootstrap;
+    {
+        std::ifstream in(fs::path(state) / "bootstrap");
+        std::getline(in, bootstrap);
+    }
+    REQUIRE(!bootstrap.empty());
+    CHECK(log.find(bootstrap) != std::string::npos);
+    auto produced = faasd::test::run_process(
+        {"kcat", "-b", bootstrap, "-P", "-t", "faasd.dead-letter", "-k", "probe"}, {}, "from another process\n");
+    INFO(produced.err);
+    REQUIRE(produced.exit_code == 0);
+    auto consumed = faasd::test::run_process({"kcat", "-b", bootstrap, "-C", "-t", "faasd.dead-letter", "-o",
+                                              "beginning", "-c", "1", "-e", "-f", "%k=%s\n"},
+                                             {}, {}, 60s);
+    INFO(consumed.err);
+    CHECK(consumed.out == "probe=from another process\n");
 
     auto token = faasd::test::run_process({bin, "dev", "token", "--state-dir", state, "--user", "alice"});
     REQUIRE(token.exit_code == 0);
