@@ -365,3 +365,24 @@ TEST_CASE("frontend: the faasd frontend command validates its configuration (exi
     CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--listen", "nope"}, {key}).exit_code == 2);
     CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--kafka-brokers", ""}, {key}).exit_code == 2);
 }
+
+TEST_CASE("frontend: static signing keys from --oidc-jwks-file (as faasd dev uses)", "[frontend][integration]") {
+    test::temp_dir dir("fe-jwks");
+    auto file = (dir.path() / "jwks.json").string();
+    auto fetched = test::run_process(
+        {"curl", "-fsS", "--max-time", "30", "-o", file, test::require_env("FAASD_TEST_OIDC_JWKS_URL")});
+    INFO(fetched.err);
+    REQUIRE(fetched.exit_code == 0);
+    with_frontend(
+        [](frontend_env& fe) -> awaitable<void> {
+            auto alice = token_of("alice");
+            auto ok = co_await fe.call("GET", "/v1/jobs", alice);
+            CHECK(ok.status == 200);
+            auto tampered = alice;
+            tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+            CHECK((co_await fe.call("GET", "/v1/jobs", tampered)).status == 401);
+            auto ready = co_await fe.call("GET", "/readyz");
+            CHECK(ready.json().at("components").at("keys").at("ready").as_bool());
+        },
+        [&](roles::frontend_config& cfg) { cfg.oidc_jwks_file = file; });
+}
