@@ -24,6 +24,7 @@
 #include <faasd/metrics/registry.hpp>
 #include <faasd/stats/params.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -259,23 +260,34 @@ auth::token_policy token_policy_of(const frontend_config& cfg) {
     return p;
 }
 
-/// Reads the state, observer and observer-config topics from the beginning
-/// (no group) for as long as the role runs.
+/// Waits `d`, or less when shutdown is requested; false then.
+awaitable<bool> pause_unless_shutdown(runtime::shutdown_signal& shutdown, std::chrono::milliseconds d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await (t.async_wait(asio::as_tuple(asio::use_awaitable)) || shutdown.wait());
+    co_return !shutdown.requested();
+}
+
+/// Assigns the state, observer and observer-config topics from the beginning
+/// (no group), retrying until it works or shutdown is requested (false).
+/// Calls that run on the Kafka pool are never cancelled half-way: shutdown is
+/// checked between attempts.
+awaitable<bool> assign_topics(kafka::consumer& c, const jobs::topic_names& names, runtime::health& health,
+                              runtime::shutdown_signal& shutdown, const faasd::logger& log) {
+    const std::vector<std::string> topics{names.state, names.observer, names.observer_config};
+    kafka::backoff_policy backoff;
+    for (int failures = 1;; ++failures) {
+        auto r = co_await c.assign_topics(topics, kafka::offset_beginning);
+        if (r) co_return true;
+        health.set("state", false, "assigning: " + r.error().message());
+        log.warn("frontend.assign_failed", {{"error", r.error().message()}, {"attempt", failures}});
+        if (!co_await pause_unless_shutdown(shutdown, backoff.delay(failures))) co_return false;
+    }
+}
+
+/// Reads the assigned topics for as long as the role runs.
 awaitable<void> follow_topics(kafka::consumer& c, const jobs::topic_names& names, frontend::job_store& store,
                               kafka_observer& observer, runtime::health& health, const faasd::logger& log,
                               frontend_metrics& fm) {
-    auto ex = co_await asio::this_coro::executor;
-    kafka::backoff_policy backoff;
-    const std::vector<std::string> topics{names.state, names.observer, names.observer_config};
-    for (int failures = 0;;) {
-        auto r = co_await c.assign_topics(topics, kafka::offset_beginning);
-        if (r) break;
-        ++failures;
-        health.set("state", false, "assigning: " + r.error().message());
-        log.warn("frontend.assign_failed", {{"error", r.error().message()}, {"attempt", failures}});
-        asio::steady_timer t(ex, backoff.delay(failures));
-        co_await t.async_wait(asio::use_awaitable);
-    }
     bool caught_up = false;
     std::uint64_t applied = 0;
     for (;;) {
@@ -341,21 +353,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
         o.log = log;
     };
 
-    // 1. Topics.
-    if (kcfg.create_topics) {
-        kafka::admin_options ao;
-        client_opts(ao, "faasd-frontend-admin");
-        kafka::admin adm(ex, ao);
-        auto r = co_await (kafka::ensure_faasd_topics(adm, names, kcfg.topic_partitions, kcfg.topic_replication) ||
-                           env.shutdown->wait());
-        co_await adm.close();
-        if (r.index() == 1) co_return;
-        if (auto& created = std::get<0>(r); !created)
-            throw std::runtime_error("creating topics: " + created.error().message());
-        log.info("frontend.topics_ready", {{"prefix", kcfg.topic_prefix}});
-    }
-
-    // 2. Kafka clients.
+    // 1. Kafka clients.
     kafka::producer_options po;
     client_opts(po, "faasd-frontend");
     po.properties.try_emplace("acks", "all");
@@ -368,11 +366,11 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     co.read_committed = true;
     kafka::consumer consumer(ex, co);
 
-    // 3. Metrics.
+    // 2. Metrics.
     auto registry = std::make_shared<metrics::registry>();
     frontend_metrics fm(*registry);
 
-    // 4. Ports and the app.
+    // 3. Ports and the app.
     system_clock clk;
     ulid_source ids;
     jobs::view_limits vl;
@@ -430,7 +428,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     frontend::ws_hub hub(store, wss);
     hub_ptr = &hub;
 
-    // 5. Routes: the app's table, served by faasd::http.
+    // 4. Routes: the app's table, served by faasd::http.
     http::router routes;
     for (const auto& rt : frontend::route_table()) {
         if (rt.websocket) {
@@ -481,7 +479,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     log.info("frontend.listening", {{"address", sc.address}, {"port", *port}, {"issuer", cfg.oidc_issuer}});
     if (on_listening) on_listening(*port);
 
-    // 6. Run until shutdown: serve, follow the topics, keep the keys fresh.
+    // 5. Run until shutdown: serve, create the topics and follow them, keep the keys fresh.
     auto stopper = [&]() -> awaitable<void> {
         co_await env.shutdown->wait();
         log.info("frontend.stopping", {{"grace_ms", env.shutdown_grace.count()}});
@@ -494,7 +492,38 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
                                                                  (cfg.oidc_jwks_file.empty() ? cfg.oidc_issuer : cfg.oidc_jwks_file));
         }) || env.shutdown->wait());
     };
+    // Topics are created here, after listen(): /healthz answers meanwhile and
+    // /readyz says what is missing.
+    auto create_topics = [&]() -> awaitable<bool> {
+        health->set("topics", false, "creating");
+        kafka::admin_options ao;
+        client_opts(ao, "faasd-frontend-admin");
+        ao.request_timeout = std::chrono::seconds(5);
+        kafka::admin adm(ex, ao);
+        kafka::backoff_policy once;
+        once.max_attempts = 1;  // our loop retries, checking shutdown in between
+        kafka::backoff_policy backoff;
+        bool done = false;
+        for (int attempt = 1;; ++attempt) {
+            auto created = co_await kafka::ensure_faasd_topics(adm, names, kcfg.topic_partitions, kcfg.topic_replication, once);
+            if (created) {
+                done = true;
+                break;
+            }
+            if (!created.error().retryable()) throw std::runtime_error("creating topics: " + created.error().message());
+            health->set("topics", false, created.error().message());
+            if (!co_await pause_unless_shutdown(*env.shutdown, backoff.delay(attempt))) break;
+        }
+        co_await adm.close();
+        if (done) {
+            health->set("topics", true, "present");
+            log.info("frontend.topics_ready", {{"prefix", kcfg.topic_prefix}});
+        }
+        co_return done;
+    };
     auto follow_loop = [&]() -> awaitable<void> {
+        if (kcfg.create_topics && !co_await create_topics()) co_return;
+        if (!co_await assign_topics(consumer, names, *health, *env.shutdown, log)) co_return;
         co_await (follow_topics(consumer, names, store, observer, *health, log, fm) || env.shutdown->wait());
     };
     std::exception_ptr failure;

@@ -7,6 +7,8 @@
 #include <faasd/frontend/app.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
@@ -364,4 +366,77 @@ TEST_CASE("frontend: the faasd frontend command validates its configuration (exi
     CHECK(test::run_process({bin, "--check-config", "frontend", issuer}, {"FAASD_CREDENTIALS_KEYS=k1:x"}).exit_code == 2);
     CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--listen", "nope"}, {key}).exit_code == 2);
     CHECK(test::run_process({bin, "--check-config", "frontend", issuer, "--kafka-brokers", ""}, {key}).exit_code == 2);
+}
+
+TEST_CASE("frontend: static signing keys from --oidc-jwks-file (as faasd dev uses)", "[frontend][integration]") {
+    test::temp_dir dir("fe-jwks");
+    auto file = (dir.path() / "jwks.json").string();
+    auto fetched = test::run_process(
+        {"curl", "-fsS", "--max-time", "30", "-o", file, test::require_env("FAASD_TEST_OIDC_JWKS_URL")});
+    INFO(fetched.err);
+    REQUIRE(fetched.exit_code == 0);
+    with_frontend(
+        [](frontend_env& fe) -> awaitable<void> {
+            auto alice = token_of("alice");
+            auto ok = co_await fe.call("GET", "/v1/jobs", alice);
+            CHECK(ok.status == 200);
+            auto tampered = alice;
+            tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+            CHECK((co_await fe.call("GET", "/v1/jobs", tampered)).status == 401);
+            auto ready = co_await fe.call("GET", "/readyz");
+            CHECK(ready.json().at("components").at("keys").at("ready").as_bool());
+        },
+        [&](roles::frontend_config& cfg) { cfg.oidc_jwks_file = file; });
+}
+
+TEST_CASE("frontend: with Kafka unreachable it serves /healthz, is not ready, and stops cleanly on shutdown",
+          "[frontend][integration]") {
+    // A port nobody listens on: bound, then released.
+    std::uint16_t dead_port = 0;
+    {
+        asio::io_context io;
+        asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        dead_port = a.local_endpoint().port();
+    }
+    test::run_coroutine(
+        [&]() -> awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            roles::frontend_config cfg;
+            cfg.listen = "127.0.0.1:0";
+            cfg.oidc_issuer = test::require_env("FAASD_TEST_OIDC_ISSUER");
+            cfg.credentials_keys = crypto::generate_key("k1");
+            roles::kafka_config kc;
+            kc.brokers = "127.0.0.1:" + std::to_string(dead_port);
+            kc.topic_prefix = test::unique_name("fe-down") + ".";
+            faasd::runtime::role_env env{faasd::logger::null(), std::make_shared<faasd::runtime::health>(),
+                                         std::make_shared<faasd::runtime::shutdown_signal>(ex), 5s};
+            std::uint16_t port = 0;
+            bool stopped = false;
+            std::exception_ptr error;
+            asio::co_spawn(ex, roles::run_frontend(cfg, env, kc, [&](std::uint16_t p) { port = p; }),
+                           [&](std::exception_ptr e) {
+                               error = e;
+                               stopped = true;
+                           });
+            auto sleep = [&](std::chrono::milliseconds d) -> awaitable<void> {
+                asio::steady_timer t(ex, d);
+                co_await t.async_wait(asio::use_awaitable);
+            };
+            for (int i = 0; i < 500 && port == 0 && !stopped; ++i) co_await sleep(20ms);
+            REQUIRE(port != 0);
+            frontend_env fe;
+            fe.base = "http://127.0.0.1:" + std::to_string(port);
+            CHECK((co_await fe.call("GET", "/healthz")).status == 200);
+            co_await sleep(1500ms);  // a few failed attempts to reach Kafka
+            auto ready = co_await fe.call("GET", "/readyz");
+            CHECK(ready.status == 503);
+            auto components = ready.json().at("components").as_object();
+            CHECK_FALSE(components.at("kafka").at("ready").as_bool());
+            CHECK_FALSE(components.at("topics").at("ready").as_bool());
+            env.shutdown->request();
+            for (int i = 0; i < 1000 && !stopped; ++i) co_await sleep(20ms);  // 20 s at most
+            CHECK(stopped);
+            if (error) std::rethrow_exception(error);
+        },
+        std::chrono::minutes(1));
 }
