@@ -1,4 +1,5 @@
 #include "common.hpp"
+#include "command.hpp"
 
 #include <faasd/config/config.hpp>
 
@@ -15,6 +16,10 @@
 
 namespace faasd::roles {
 namespace asio = boost::asio;
+
+CLI::App* add_subcommand(CLI::App& app, const std::string& name, const std::string& help) {
+    return app.add_subcommand(name, help);
+}
 
 void add_common_options(CLI::App& app, common_config& cfg) {
     app.add_option("--config", cfg.config_file,

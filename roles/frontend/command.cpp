@@ -11,30 +11,14 @@
 namespace faasd::roles {
 
 void add_frontend_commands(CLI::App& app, command_list& out) {
-    struct state {
-        frontend_config fe;
-        common_config common;
-        kafka_config kafka;
-    };
-    auto st = std::make_shared<state>();
-    auto* sub = app.add_subcommand(
-        "frontend",
+    add_server_command<frontend_config>(
+        app, out, "frontend",
         "Serve the job API (REST + WebSocket) on --listen: verify OIDC bearer tokens, seal credentials "
         "(key ring from FAASD_CREDENTIALS_KEYS), publish jobs to Kafka (202 after acks=all), follow the "
-        "state topic for status, results, cancellation and live updates");
-    add_frontend_options(*sub, st->fe);
-    add_common_options(*sub, st->common);
-    add_kafka_options(*sub, st->kafka);
-    out.push_back({sub,
-                   [st] {
-                       st->common.validate();
-                       st->kafka.validate();
-                       st->fe.validate();
-                   },
-                   [st] {
-                       role_fn fn = [st](runtime::role_env& env) { return run_frontend(st->fe, env, st->kafka); };
-                       return run_roles(st->common, {{"frontend", fn}});
-                   }});
+        "state topic for status, results, cancellation and live updates",
+        [](CLI::App& sub, server_state<frontend_config>& st) { add_frontend_options(sub, st.role); },
+        [](server_state<frontend_config>& st) { st.role.validate(); },
+        [](server_state<frontend_config>& st, runtime::role_env& env) { return run_frontend(st.role, env, st.kafka); });
 }
 
 }  // namespace faasd::roles
