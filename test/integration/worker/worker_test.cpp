@@ -453,7 +453,9 @@ TEST_CASE("4 long jobs on 2 slots with a short max.poll.interval.ms cause no reb
             auto kc = s.kafka();
             kc.properties.push_back("max.poll.interval.ms=6000");  // librdkafka: at least session.timeout.ms
             worker_run w(ex, s.logs.logger(log_level::debug));
-            w.start(s.worker("bwrap", 2), kc);
+            auto wcfg = s.worker("bwrap", 2);
+            wcfg.prefetch = 1;  // pause as soon as one message waits: the paused consumer must keep its membership
+            w.start(wcfg, kc);
 
             std::vector<jobs::job_message> js;
             for (int i = 0; i < 4; ++i) js.push_back(make_job(url, "main", nullptr, {"./main", "8"}));  // each > max.poll.interval.ms
