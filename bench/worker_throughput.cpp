@@ -79,7 +79,7 @@ asio::awaitable<void> sleep_ms(int ms) {
 }
 
 struct measurement {
-    stats e2e, total, overhead;  // ms
+    stats e2e, total, overhead, queue, prepare, run, publish;  // ms
     double jobs_per_s = 0;
     double cpu_s = 0;
     int jobs = 0;
@@ -200,16 +200,25 @@ measurement run_config(const std::string& brokers, const std::string& url, const
         double secs = std::chrono::duration<double>(clk::now() - t0).count();
         out.cpu_s = cpu_seconds() - cpu0;
         out.jobs_per_s = static_cast<double>(got.size()) / secs;
-        std::vector<double> e2e, total, over;
+        std::vector<double> e2e, total, over, queue, prepare, run, publish;
         for (const auto& [id, r] : got) {
             e2e.push_back(static_cast<double>(r.times.finished_at - submitted[id]));
             total.push_back(static_cast<double>(r.times.total_ms));
             over.push_back(static_cast<double>(r.times.total_ms - r.times.run_ms));
+            queue.push_back(static_cast<double>(r.times.queue_wait_ms));
+            prepare.push_back(static_cast<double>(r.times.prepare_ms));
+            run.push_back(static_cast<double>(r.times.run_ms));
+            publish.push_back(static_cast<double>(r.times.total_ms - r.times.queue_wait_ms - r.times.prepare_ms -
+                                                  r.times.run_ms - r.times.upload_ms));
             if (r.state != jobs::job_state::succeeded) std::cerr << "job failed: " << r.error.code << " " << r.error.message << "\n";
         }
         out.e2e = summarize(e2e);
         out.total = summarize(total);
         out.overhead = summarize(over);
+        out.queue = summarize(queue);
+        out.prepare = summarize(prepare);
+        out.run = summarize(run);
+        out.publish = summarize(publish);
 
         shutdown->request();
         while (!stopped) co_await sleep_ms(20);
@@ -226,7 +235,7 @@ measurement run_config(const std::string& brokers, const std::string& url, const
 }  // namespace
 
 int main(int argc, char** argv) {
-    int burst = 200, sequential = 40;
+    int burst = 200, sequential = 40, seq_slots = 1;
     std::string modes = "bwrap,none";
     const char* env = std::getenv("FAASD_TEST_KAFKA");
     std::string brokers = env ? env : "";
@@ -234,6 +243,7 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[i], "--jobs")) burst = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--sequential")) sequential = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--modes")) modes = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--sequential-slots")) seq_slots = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--brokers")) brokers = argv[i + 1];
     }
     if (brokers.empty()) {
@@ -257,11 +267,14 @@ int main(int argc, char** argv) {
     }
     for (const std::string mode : {"bwrap", "none"}) {
         if (!selected.count(mode)) continue;
-        auto o = run_config(brokers, url, dir / (mode + "-seq"), mode, 1, sequential, 0);
-        std::printf("%-5s overhead, %d sequential jobs, 1 slot: end-to-end median %.1f ms p95 %.1f ms; worker total_ms median %.1f; "
+        auto o = run_config(brokers, url, dir / (mode + "-seq"), mode, seq_slots, sequential, 0);
+        std::printf("%-5s overhead, %d sequential jobs, %d slot(s): end-to-end median %.1f ms p95 %.1f ms; worker total_ms median %.1f; "
                     "total - run median %.1f ms p95 %.1f ms; cpu %.1f ms/job\n",
-                    mode.c_str(), o.jobs, o.e2e.median, o.e2e.p95, o.total.median, o.overhead.median, o.overhead.p95,
+                    mode.c_str(), o.jobs, seq_slots, o.e2e.median, o.e2e.p95, o.total.median, o.overhead.median, o.overhead.p95,
                     1000.0 * o.cpu_s / std::max(o.jobs, 1));
+        std::printf("%-5s   medians: queue_wait %.1f ms, prepare %.1f ms, run %.1f ms, rest (publish) %.1f ms\n", mode.c_str(),
+                    o.queue.median, o.prepare.median, o.run.median, o.publish.median);
+        if (burst <= 0) continue;
         for (int slots : {1, 2, 4}) {
             auto t = run_config(brokers, url, dir / (mode + "-" + std::to_string(slots)), mode, slots, 0, burst);
             std::printf("%-5s throughput, %d jobs at once, %d slot%s: %.1f jobs/s; end-to-end median %.0f ms p95 %.0f ms; "

@@ -48,6 +48,9 @@ void check(bool ok, const std::string& what) {
 
 void add_worker_options(CLI::App& app, worker_config& c) {
     app.add_option("--slots", c.slots, "Jobs run at once by this worker (each in its own sandbox)")->capture_default_str();
+    app.add_option("--prefetch", c.prefetch,
+                   "Messages taken ahead of a free slot before the jobs consumer pauses (0: max(4 x slots, 16))")
+        ->capture_default_str();
     app.add_option("--worker-id", c.worker_id,
                    "Identity in heartbeats, snapshots and results (default: w-<12 random hex digits>)");
     app.add_option("--group", c.group, "Consumer group of the workers (default: <topic prefix>workers)");
@@ -124,6 +127,7 @@ void add_worker_options(CLI::App& app, worker_config& c) {
 
 void worker_config::validate() {
     check(slots >= 1 && slots <= 1024, "--slots: must be between 1 and 1024");
+    check(prefetch >= 0 && prefetch <= 100000, "--prefetch: must be between 0 and 100000");
     if (worker_id.empty()) worker_id = "w-" + random_hex(6);
     check(worker_id.size() <= 128 && worker_id.find_first_of(" \t\r\n\"\\") == std::string::npos,
           "--worker-id: at most 128 characters, no spaces or quotes");
@@ -209,6 +213,7 @@ worker::service_config worker_config::service_settings(const kafka_config& kafka
     worker::service_config s;
     s.worker_id = worker_id;
     s.slots = slots;
+    s.prefetch = static_cast<std::size_t>(prefetch);
     s.jobs_dir = jobs_dir;
     s.topics = jobs::topic_names::with_prefix(kafka.topic_prefix);
     s.group_id = group.empty() ? kafka.topic_prefix + "workers" : group;

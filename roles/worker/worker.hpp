@@ -31,6 +31,7 @@ namespace faasd::roles {
 struct worker_config {
     // Capacity and identity.
     int slots = 2;                                   ///< --slots: jobs run at once
+    int prefetch = 0;                                ///< --prefetch: messages waiting for a slot (0: max(4 x slots, 16))
     std::string worker_id;                           ///< --worker-id (default: "w-" + 12 random hex digits)
     std::string group;                               ///< --group (default: <topic prefix>workers)
 

@@ -178,6 +178,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
           loops_changed(ex_) {
         if (cfg.slots < 1) cfg.slots = 1;
         if (cfg.max_held == 0) cfg.max_held = 8 * static_cast<std::size_t>(cfg.slots);
+        if (cfg.prefetch == 0) cfg.prefetch = std::max<std::size_t>(4 * static_cast<std::size_t>(cfg.slots), 16);
         if (!health) health = std::make_shared<runtime::health>();
         eos_topic = cfg.topics.jobs_exactly_once;
     }
@@ -672,15 +673,21 @@ struct service::impl : std::enable_shared_from_this<impl> {
         auto topics = cfg.topics.all_jobs();
         if (auto r = consumer->subscribe(topics); !r) throw kafka::exception(r.error());
         while (!poll_stop) {
+            // Back-pressure: up to `prefetch` messages may wait for a slot.
+            // Pausing is cheap, resuming is not (the next fetch takes about a
+            // second), so the consumer pauses only with a full waiting line
+            // and resumes when half of it got slots.
             const int waiting = static_cast<int>(slot_waiters.size());
-            const bool full = busy + waiting >= cfg.slots || held >= static_cast<int>(cfg.max_held) || draining;
+            const int cap = static_cast<int>(cfg.prefetch);
+            bool full = draining || held >= static_cast<int>(cfg.max_held);
+            if (!full) full = paused ? waiting > cap / 2 : waiting >= cap;
             if (full != paused) {
                 auto r = full ? consumer->pause_all() : consumer->resume_all();
                 if (!r) log.warn("worker.pause_failed", {{"error", r.error().message()}});
                 paused = full;
-                log.debug(full ? "worker.paused" : "worker.resumed", {{"busy", busy}, {"held", held}});
+                log.debug(full ? "worker.paused" : "worker.resumed", {{"busy", busy}, {"waiting", waiting}, {"held", held}});
             }
-            std::size_t n = full ? 1 : static_cast<std::size_t>(std::max(1, cfg.slots - busy - waiting));
+            std::size_t n = full ? 1 : static_cast<std::size_t>(std::max(1, cfg.slots - busy + cap - waiting));
             auto p = consumer->poll(n);
             auto w = poll_wake.wait();
             auto which = co_await (std::move(p) || std::move(w));

@@ -85,6 +85,11 @@ struct service_config {
     std::size_t cancel_max_ids = 100000;         ///< cancelled ids remembered
     std::chrono::milliseconds cancel_ttl{std::chrono::hours(24)};  ///< how long a cancel is remembered
     std::size_t max_held = 0;                    ///< retries held for their not_before (0: 8 x slots)
+    /// Messages taken ahead of a free slot (0: max(4 x slots, 16)). The jobs
+    /// consumer is paused when this many wait and resumed when half of them
+    /// got a slot: librdkafka 2.0 needs about a second after a resume to
+    /// deliver again, which the waiting messages cover.
+    std::size_t prefetch = 0;
     std::uint64_t source_max_bytes = 256ull << 20;
     int sink_attempts = 3;                       ///< tries per sink upload (transient failures only)
     std::chrono::milliseconds sink_backoff{500}; ///< before the second try, doubling

@@ -323,7 +323,7 @@ TEST_CASE("a job cancelled before any worker took it is skipped", "[worker][inte
 
             worker_run w(ex, s.logs.logger());
             w.start(s.worker(), s.kafka());
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) && k.seen.terminal(later.id); }, 90s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) && k.seen.terminal(later.id) && k.seen.result_count(job.id) && k.seen.result_count(later.id); }, 90s));
             const auto* t = k.seen.terminal(job.id);
             CHECK(t->state == job_state::cancelled);
             CHECK_FALSE(k.seen.has_state(job.id, job_state::running));  // never started
@@ -409,7 +409,7 @@ TEST_CASE("infrastructure failures are retried with backoff, then dead-lettered"
             auto job = make_job("git://127.0.0.1:" + std::to_string(closed_port) + "/nothing.git");
             job.spec.retries = 2;  // attempts 1, 2, 3
             co_await k.submit(job);
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) && !k.seen.dead_letters.empty(); }, 90s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(job.id) && !k.seen.dead_letters.empty() && k.seen.result_count(job.id) >= 3; }, 90s));
             INFO(s.logs.dump("job."));
             const auto& rs = k.seen.results[job.id];
             REQUIRE(rs.size() == 3);  // one result per attempt
@@ -453,7 +453,9 @@ TEST_CASE("4 long jobs on 2 slots with a short max.poll.interval.ms cause no reb
             auto kc = s.kafka();
             kc.properties.push_back("max.poll.interval.ms=6000");  // librdkafka: at least session.timeout.ms
             worker_run w(ex, s.logs.logger(log_level::debug));
-            w.start(s.worker("bwrap", 2), kc);
+            auto wcfg = s.worker("bwrap", 2);
+            wcfg.prefetch = 1;  // pause as soon as one message waits: the paused consumer must keep its membership
+            w.start(wcfg, kc);
 
             std::vector<jobs::job_message> js;
             for (int i = 0; i < 4; ++i) js.push_back(make_job(url, "main", nullptr, {"./main", "8"}));  // each > max.poll.interval.ms
@@ -631,7 +633,7 @@ TEST_CASE("sandbox limits end jobs with the right state while the worker keeps s
             // The worker still serves a normal job.
             auto ok = make_job(adv.file_url(), "main", json::parse(R"({"still": "alive"})"));
             co_await k.submit(ok);
-            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(ok.id) != nullptr; }, 60s));
+            REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(ok.id) != nullptr && k.seen.result_count(ok.id) > 0; }, 60s));
             CHECK(k.seen.terminal(ok.id)->state == job_state::succeeded);
             CHECK(k.seen.results[ok.id].front().output.at("echo").at("still") == "alive");
             REQUIRE(co_await w.stop());
