@@ -11,29 +11,14 @@
 namespace faasd::roles {
 
 void add_worker_commands(CLI::App& app, command_list& out) {
-    auto* sub = app.add_subcommand(
-        "worker",
+    add_server_command<worker_config>(
+        app, out, "worker",
         "Run jobs: take them from the jobs topics (consumer group, N slots), check out the repository, run its "
         "function in a sandbox, publish state snapshots and results. Credentials are opened with the key ring in "
-        "FAASD_CREDENTIALS_KEYS (environment only).");
-    auto common = std::make_shared<common_config>();
-    auto kafka = std::make_shared<kafka_config>();
-    auto cfg = std::make_shared<worker_config>();
-    add_common_options(*sub, *common);
-    add_kafka_options(*sub, *kafka);
-    add_worker_options(*sub, *cfg);
-    command c;
-    c.app = sub;
-    c.validate = [common, kafka, cfg] {
-        common->validate();
-        kafka->validate();
-        cfg->validate();
-    };
-    c.run = [common, kafka, cfg] {
-        role_fn fn = [kafka, cfg](runtime::role_env& env) { return run_worker(*cfg, *kafka, env); };
-        return run_roles(*common, {{"worker", fn}});
-    };
-    out.push_back(std::move(c));
+        "FAASD_CREDENTIALS_KEYS (environment only).",
+        [](CLI::App& sub, server_state<worker_config>& st) { add_worker_options(sub, st.role); },
+        [](server_state<worker_config>& st) { st.role.validate(); },
+        [](server_state<worker_config>& st, runtime::role_env& env) { return run_worker(st.role, st.kafka, env); });
 }
 
 }  // namespace faasd::roles
