@@ -2,6 +2,8 @@
 
 #include "support/support.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <boost/json/parse.hpp>
 
 #include <arpa/inet.h>
@@ -163,6 +165,57 @@ std::string bare_repo_from(const fs::path& files, const fs::path& dir, const std
     git({"commit", "-q", "-m", "function " + name});
     git({"clone", "-q", "--bare", work.string(), bare.string()});
     return "file://" + bare.string();
+}
+
+std::string string_at(const boost::json::value& v, const char* key) {
+    if (!v.is_object() || !v.as_object().contains(key) || !v.at(key).is_string()) return {};
+    return std::string(v.at(key).as_string());
+}
+
+void wait_ready(const std::string& url, std::vector<bg_process*> processes, std::chrono::seconds timeout) {
+    bool ok = test::wait_until(
+        [&] {
+            for (auto* p : processes)
+                if (!p->running()) return true;  // reported below
+            try {
+                return http("GET", url).status == 200;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        timeout, std::chrono::milliseconds(250));
+    for (auto* p : processes) {
+        INFO(p->name() << " log:\n" << p->log());
+        REQUIRE(p->running());
+    }
+    REQUIRE(ok);
+}
+
+http_answer wait_result(const std::string& base, const std::string& id, const std::string& token,
+                        std::chrono::seconds timeout, const std::string& query) {
+    http_answer a;
+    test::wait_until(
+        [&] {
+            a = http("GET", base + "/v1/jobs/" + id + "/result?wait=10" + query, token);
+            return a.status != 409;
+        },
+        timeout, std::chrono::milliseconds(10));
+    return a;
+}
+
+std::vector<std::string> role_environment(const std::string& prefix) {
+    return {"FAASD_CREDENTIALS_KEYS=e2e1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "FAASD_KAFKA_BROKERS=" + test::require_env("FAASD_TEST_KAFKA"),
+            "FAASD_TOPIC_PREFIX=" + prefix,
+            "FAASD_TOPIC_REPLICATION=1",
+            "FAASD_TOPIC_PARTITIONS=2",
+            "FAASD_SHUTDOWN_GRACE=15s"};
+}
+
+std::vector<std::string> frontend_args(int port) {
+    return {test::faasd_binary(), "frontend", "--listen", "127.0.0.1:" + std::to_string(port), "--oidc-issuer",
+            test::require_env("FAASD_TEST_OIDC_ISSUER"), "--oidc-audience",
+            test::require_env("FAASD_TEST_OIDC_AUDIENCE"), "--allow-file-repos", "true"};
 }
 
 }  // namespace faasd::e2e

@@ -63,4 +63,22 @@ std::string keycloak_token(const std::string& user, const std::string& password)
 std::string bare_repo_from(const std::filesystem::path& files, const std::filesystem::path& dir,
                            const std::string& name);
 
+/// A string member of a JSON object, or "" when absent.
+std::string string_at(const boost::json::value& v, const char* key);
+
+/// Waits until GET url answers 200; fails the test (with the processes' logs)
+/// if one of them exits or the time runs out.
+void wait_ready(const std::string& url, std::vector<bg_process*> processes, std::chrono::seconds timeout);
+
+/// A job's result, long-polling (?wait) until it is no longer 409.
+http_answer wait_result(const std::string& base, const std::string& id, const std::string& token,
+                        std::chrono::seconds timeout, const std::string& query = {});
+
+/// FAASD_* environment shared by the server roles of one test: the test's
+/// real Kafka (FAASD_TEST_KAFKA), a fresh topic prefix, a credential key ring.
+std::vector<std::string> role_environment(const std::string& prefix);
+
+/// `faasd frontend` arguments for the test's Keycloak, listening on port.
+std::vector<std::string> frontend_args(int port);
+
 }  // namespace faasd::e2e

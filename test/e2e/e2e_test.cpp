@@ -19,53 +19,12 @@ namespace json = boost::json;
 using faasd::e2e::bg_process;
 using faasd::e2e::http;
 
-namespace {
-
-std::string string_at(const json::value& v, const char* key) {
-    if (!v.is_object() || !v.as_object().contains(key) || !v.at(key).is_string()) return {};
-    return std::string(v.at(key).as_string());
-}
-
-// Waits for GET url to answer 200; fails with the daemons' logs otherwise.
-void wait_ready(const std::string& url, std::vector<bg_process*> ds, std::chrono::seconds timeout) {
-    bool ok = faasd::test::wait_until(
-        [&] {
-            for (auto* d : ds)
-                if (!d->running()) return true;  // reported below
-            try {
-                return http("GET", url).status == 200;
-            } catch (const std::exception&) {
-                return false;
-            }
-        },
-        timeout, 250ms);
-    for (auto* d : ds) {
-        INFO(d->name() << " log:\n" << d->log());
-        REQUIRE(d->running());
-    }
-    REQUIRE(ok);
-}
-
-// The job's result, polling with ?wait (long-poll) until it is finished.
-faasd::e2e::http_answer wait_result(const std::string& base, const std::string& id, const std::string& token,
-                                    std::chrono::seconds timeout, const std::string& extra = {}) {
-    faasd::e2e::http_answer a;
-    faasd::test::wait_until(
-        [&] {
-            a = http("GET", base + "/v1/jobs/" + id + "/result?wait=10" + extra, token);
-            return a.status != 409;
-        },
-        timeout, 10ms);
-    return a;
-}
-
-}  // namespace
+using faasd::e2e::string_at;
+using faasd::e2e::wait_ready;
+using faasd::e2e::wait_result;
 
 TEST_CASE("jobs run end to end through frontend, worker and observer processes on real Kafka and Keycloak",
           "[e2e]") {
-    const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA");
-    const std::string issuer = faasd::test::require_env("FAASD_TEST_OIDC_ISSUER");
-    const std::string audience = faasd::test::require_env("FAASD_TEST_OIDC_AUDIENCE");
     faasd::test::temp_dir tmp("faasd-e2e");
     const std::string prefix = faasd::test::unique_name("e2e") + ".";
     const std::string repo =
@@ -73,15 +32,9 @@ TEST_CASE("jobs run end to end through frontend, worker and observer processes o
     const int port = faasd::e2e::free_port();
     const std::string base = "http://127.0.0.1:" + std::to_string(port);
     const std::string bin = faasd::test::faasd_binary();
-    const std::vector<std::string> env = {
-        "FAASD_CREDENTIALS_KEYS=e2e1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        "FAASD_KAFKA_BROKERS=" + brokers, "FAASD_TOPIC_PREFIX=" + prefix, "FAASD_TOPIC_REPLICATION=1",
-        "FAASD_TOPIC_PARTITIONS=2", "FAASD_SHUTDOWN_GRACE=15s"};
+    const auto env = faasd::e2e::role_environment(prefix);
 
-    bg_process frontend("frontend",
-                    {bin, "frontend", "--listen", "127.0.0.1:" + std::to_string(port), "--oidc-issuer", issuer,
-                     "--oidc-audience", audience, "--allow-file-repos", "true"},
-                    env, tmp.path());
+    bg_process frontend("frontend", faasd::e2e::frontend_args(port), env, tmp.path());
     bg_process worker("worker",
                   {bin, "worker", "--slots", "2", "--cache-dir", (tmp.path() / "cache").string(), "--jobs-dir",
                    (tmp.path() / "jobs").string(), "--allowed-schemes", "file,https"},
