@@ -1,4 +1,5 @@
-// Delivery semantics under faults, against the real Kafka (FAASD_TEST_KAFKA): a
+// Delivery semantics under faults, against the real 3-broker Kafka cluster
+// (FAASD_TEST_KAFKA3, replication factor 3, min.insync.replicas 2): a
 // `faasd worker` child process is killed with SIGKILL in the middle of jobs
 // and another one takes over. The function appends to a run log outside the
 // sandbox (--sandbox=none, a world-writable file), so that the test counts
@@ -54,7 +55,7 @@ std::unique_ptr<gitfx::background_process> start_worker(const setup& s, const st
                                   "--kafka-brokers=" + brokers,
                                   "--topic-prefix=" + prefix,
                                   "--topic-partitions=4",
-                                  "--topic-replication=1",
+                                  "--topic-replication=3",
                                   "--worker-id=" + name,
                                   "--slots=4",
                                   "--sandbox=none",
@@ -85,7 +86,7 @@ struct fault_run {
 
 fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
     setup s;
-    const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA");
+    const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA3");
     const auto url = shell_repo(s.tmp.path(), "runlog", runlog_script);
     const auto runlog = s.shared() / "runs.log";
     std::ofstream(runlog).close();
@@ -95,7 +96,7 @@ fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
     faasd::test::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
-            kafka_side k(ex, brokers, s.prefix, s.logs.logger(log_level::warn), 4, 1);
+            kafka_side k(ex, brokers, s.prefix, s.logs.logger(log_level::warn), 4, 3);
             co_await k.start();
             for (int i = 0; i < n; ++i) {
                 auto j = make_job(url, "main", nullptr, {}, mode);
@@ -156,7 +157,7 @@ std::string tail(const std::string& s, std::size_t n = 3000) { return s.size() >
 
 }  // namespace
 
-TEST_CASE("at-least-once: a worker killed mid-run loses no job", "[worker][integration]") {
+TEST_CASE("at-least-once: a worker killed mid-run loses no job", "[worker][integration][kafka3]") {
     auto r = crash_and_take_over(delivery_mode::at_least_once, 24, 6);
     INFO("worker A:\n" << tail(r.log_a) << "\nworker B:\n" << tail(r.log_b));
     int lost = 0, duplicated = 0, reruns = 0;
@@ -177,7 +178,7 @@ TEST_CASE("at-least-once: a worker killed mid-run loses no job", "[worker][integ
     CHECK(reruns >= 1);  // the interrupted runs were repeated
 }
 
-TEST_CASE("exactly-once: a worker killed mid-run loses no job and duplicates no result", "[worker][integration]") {
+TEST_CASE("exactly-once: a worker killed mid-run loses no job and duplicates no result", "[worker][integration][kafka3]") {
     auto r = crash_and_take_over(delivery_mode::exactly_once, 24, 6);
     INFO("worker A:\n" << tail(r.log_a) << "\nworker B:\n" << tail(r.log_b));
     int lost = 0, duplicated = 0, reruns = 0;
@@ -200,7 +201,7 @@ TEST_CASE("exactly-once: a worker killed mid-run loses no job and duplicates no 
     CHECK(duplicated == 0);
 }
 
-TEST_CASE("at-most-once: a worker killed mid-run never runs a job twice", "[worker][integration]") {
+TEST_CASE("at-most-once: a worker killed mid-run never runs a job twice", "[worker][integration][kafka3]") {
     auto r = crash_and_take_over(delivery_mode::at_most_once, 24, 6);
     INFO("worker A:\n" << tail(r.log_a) << "\nworker B:\n" << tail(r.log_b));
     int lost = 0, twice = 0, duplicated = 0;
