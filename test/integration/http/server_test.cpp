@@ -43,10 +43,10 @@ router hello_routes() {
             co_return response{204, {}, {}};
         })
         .add("GET", "/inject", [](const request&, const route_params&) -> asio::awaitable<response> {
-            response r = response::text(200, "ok");
-            r.headers.add("X-Bad", "a\r\nSet-Cookie: stolen=1");
-            r.headers.add("X-Good", "fine");
-            co_return r;
+            response res = response::text(200, "ok");
+            res.headers.add("X-Bad", "a\r\nSet-Cookie: stolen=1");
+            res.headers.add("X-Good", "fine");
+            co_return res;
         });
     return r;
 }
