@@ -30,6 +30,8 @@ COPY cmake/ cmake/
 COPY include/ include/
 COPY src/ src/
 COPY roles/ roles/
+# The job JSON Schema is compiled into the frontend (served in /openapi.json).
+COPY config/job.schema.json config/job.schema.json
 # The ccache directory is a build cache mount (BuildKit and buildah both support it),
 # so a rebuild after a small change recompiles only what changed. The runtime
 # packages are derived from the binary's shared libraries (ldd + dpkg -S), so a
