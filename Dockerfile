@@ -60,7 +60,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       $(cat /tmp/runtime-packages.txt) git bubblewrap python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log /tmp/runtime-packages.txt \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/faasd --create-home \
+ && groupadd --system --gid 10001 faasd \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/faasd --create-home \
       --shell /usr/sbin/nologin faasd \
  && install -d -o faasd -g faasd -m 0750 /var/lib/faasd/cache
 COPY --from=build /out/usr/local/bin/faasd /usr/local/bin/faasd
