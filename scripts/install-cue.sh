@@ -14,6 +14,7 @@ VERSION=$(sed -n 's/^[[:space:]]*cue:[[:space:]]*"\(v[^"]*\)".*/\1/p' "$ROOT/dep
 DEST=${FAASD_CACHE_DIR:-${HOME:-/root}/.cache/faasd}/cue/$VERSION/bin
 
 if [ ! -x "$DEST/cue" ] || ! "$DEST/cue" version 2>/dev/null | grep -q "cue version $VERSION"; then
+    if ! command -v go > /dev/null && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; fi
     command -v go > /dev/null || { echo "install-cue: go not found (Debian: golang-go, or /usr/local/go/bin)" >&2; exit 1; }
     mkdir -p "$DEST"
     echo "install-cue: go install cuelang.org/go/cmd/cue@$VERSION -> $DEST" >&2

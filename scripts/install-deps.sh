@@ -13,6 +13,9 @@ build_pkgs=(
 )
 run_pkgs=(bubblewrap git python3 curl)
 test_pkgs=(kcat curl jq python3 procps iproute2 docker-compose wrk maven)
+# scripts/install-cue.sh builds the cue CLI (Kumori manifest checks) with Go from the module proxy:
+# Debian's Go only when no Go is installed already.
+if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then test_pkgs+=(golang-go); fi
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 if [[ $what == test || $what == all ]]; then pkgs+=("${test_pkgs[@]}"); fi
