@@ -326,14 +326,7 @@ result<void> verify_signature(const public_key& key, jws_alg alg, std::string_vi
     EVP_PKEY_CTX* pctx = nullptr;
     if (EVP_DigestVerifyInit_ex(ctx.get(), &pctx, "SHA256", nullptr, nullptr, key.native_handle(), nullptr) != 1)
         detail::throw_openssl("EVP_DigestVerifyInit_ex");
-    if (alg == jws_alg::ps256) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
-            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)
-            detail::throw_openssl("EVP_PKEY_CTX_set_rsa_pss");
-    } else if (alg == jws_alg::rs256) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) detail::throw_openssl("EVP_PKEY_CTX_set_rsa_padding");
-    }
+    detail::set_jws_padding(pctx, alg);
     int rc = EVP_DigestVerify(ctx.get(), detail::cuc(signature.data()), signature.size(),
                               detail::cuc(signing_input.data()), signing_input.size());
     ERR_clear_error();

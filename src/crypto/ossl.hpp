@@ -1,11 +1,14 @@
 #pragma once
 // Private OpenSSL helpers: owning holders for C handles and error conversion.
 
+#include <faasd/auth/jwt.hpp>
+
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include <memory>
 #include <stdexcept>
@@ -43,6 +46,20 @@ const EVP_CIPHER* aes_256_gcm();
     if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
     ERR_clear_error();
     throw std::runtime_error(std::string("OpenSSL ") + what + " failed: " + buf);
+}
+
+/// The RSA padding a JWS algorithm uses, on a context from EVP_DigestSignInit_ex or
+/// EVP_DigestVerifyInit_ex with SHA-256: PKCS#1 v1.5 for RS256; PSS with MGF1-SHA-256
+/// and a digest-sized salt for PS256; nothing for ES256.
+inline void set_jws_padding(EVP_PKEY_CTX* pctx, auth::jws_alg alg) {
+    if (alg == auth::jws_alg::ps256) {
+        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)
+            throw_openssl("EVP_PKEY_CTX_set_rsa_pss");
+    } else if (alg == auth::jws_alg::rs256) {
+        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) throw_openssl("EVP_PKEY_CTX_set_rsa_padding");
+    }
 }
 
 /// A big-endian unsigned integer as its minimal big-endian bytes (zero -> empty).

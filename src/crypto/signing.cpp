@@ -110,14 +110,7 @@ std::string signing_key::sign(std::string_view signing_input, jws_alg alg) const
     EVP_PKEY_CTX* pctx = nullptr;
     if (EVP_DigestSignInit_ex(ctx.get(), &pctx, "SHA256", nullptr, nullptr, pkey_.get(), nullptr) != 1)
         detail::throw_openssl("EVP_DigestSignInit_ex");
-    if (alg == jws_alg::ps256) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
-            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)
-            detail::throw_openssl("EVP_PKEY_CTX_set_rsa_pss");
-    } else if (alg == jws_alg::rs256) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) detail::throw_openssl("EVP_PKEY_CTX_set_rsa_padding");
-    }
+    detail::set_jws_padding(pctx, alg);
     std::size_t len = 0;
     auto in = detail::cuc(signing_input.data());
     if (EVP_DigestSign(ctx.get(), nullptr, &len, in, signing_input.size()) != 1) detail::throw_openssl("EVP_DigestSign");
