@@ -91,6 +91,16 @@ void tracker::configure(const tracker_config& cfg) { cfg_ = cfg; }
 
 bool tracker::is_late(unix_ms t) const noexcept { return t < horizon_; }
 
+std::optional<ingest_result> tracker::refuse(const std::string& key, unix_ms at) {
+    ++counters_.events;
+    if (key.empty() || at <= 0) return ingest_result::invalid;
+    if (is_late(at)) {
+        ++counters_.late;
+        return ingest_result::late;
+    }
+    return std::nullopt;
+}
+
 tracker::record* tracker::find_or_insert(const std::string& id, int attempt, bool& inserted) {
     auto [it, fresh] = records_.try_emplace(key{id, attempt});
     inserted = fresh;
@@ -102,12 +112,7 @@ ingest_result tracker::add(const event& e) {
 }
 
 ingest_result tracker::add(const job_submitted& e) {
-    ++counters_.events;
-    if (e.id.empty() || e.at <= 0) return ingest_result::invalid;
-    if (is_late(e.at)) {
-        ++counters_.late;
-        return ingest_result::late;
-    }
+    if (auto refused = refuse(e.id, e.at)) return *refused;
     bool inserted = false;
     auto* r = find_or_insert(e.id, e.attempt, inserted);
     if (r->submitted != 0) {
@@ -120,12 +125,7 @@ ingest_result tracker::add(const job_submitted& e) {
 }
 
 ingest_result tracker::add(const job_started& e) {
-    ++counters_.events;
-    if (e.id.empty() || e.at <= 0) return ingest_result::invalid;
-    if (is_late(e.at)) {
-        ++counters_.late;
-        return ingest_result::late;
-    }
+    if (auto refused = refuse(e.id, e.at)) return *refused;
     bool inserted = false;
     auto* r = find_or_insert(e.id, e.attempt, inserted);
     if (r->started != 0 || r->finished_seen) {
@@ -138,12 +138,7 @@ ingest_result tracker::add(const job_started& e) {
 }
 
 ingest_result tracker::add(const job_finished& e) {
-    ++counters_.events;
-    if (e.id.empty() || e.finished_at <= 0) return ingest_result::invalid;
-    if (is_late(e.finished_at)) {
-        ++counters_.late;
-        return ingest_result::late;
-    }
+    if (auto refused = refuse(e.id, e.finished_at)) return *refused;
     bool inserted = false;
     auto* r = find_or_insert(e.id, e.attempt, inserted);
     if (r->finished_seen) {
@@ -161,12 +156,7 @@ ingest_result tracker::add(const job_finished& e) {
 }
 
 ingest_result tracker::add(const worker_heartbeat& e) {
-    ++counters_.events;
-    if (e.worker.empty() || e.at <= 0) return ingest_result::invalid;
-    if (is_late(e.at)) {
-        ++counters_.late;
-        return ingest_result::late;
-    }
+    if (auto refused = refuse(e.worker, e.at)) return *refused;
     auto [it, fresh] = workers_.try_emplace(e.worker, e);
     if (!fresh) {
         if (it->second.at >= e.at) {  // older or same news
