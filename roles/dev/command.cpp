@@ -161,8 +161,8 @@ public:
         co_await env.shutdown->wait();
         stopping_ = true;
         for (auto& m : members_) m->env.shutdown->request();
-        while (!members_.empty()) {
-            wake_.expires_after(std::chrono::milliseconds(50));
+        while (!members_.empty()) {  // finished() wakes us as each worker ends
+            wake_.expires_at(asio::steady_timer::time_point::max());
             boost::system::error_code ec;
             co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         }
@@ -205,6 +205,7 @@ private:
 
     void finished(const std::shared_ptr<member>& m, std::exception_ptr e) {
         std::erase(members_, m);
+        if (stopping_) wake_.cancel();
         if (e) {
             try {
                 std::rethrow_exception(e);
