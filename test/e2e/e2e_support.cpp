@@ -6,107 +6,12 @@
 
 #include <boost/json/parse.hpp>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
-
-extern char** environ;
 
 namespace faasd::e2e {
 namespace fs = std::filesystem;
-
-bg_process::bg_process(std::string name, std::vector<std::string> argv, std::vector<std::string> extra_env,
-               const fs::path& log_dir)
-    : name_(std::move(name)), log_(log_dir / (name_ + ".log")) {
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-    for (const auto& e : extra_env) {
-        auto key = e.substr(0, e.find('=') + 1);
-        std::erase_if(env_store, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
-        env_store.push_back(e);
-    }
-    std::vector<char*> envp, args;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot open " + log_.string());
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-        ::setpgid(0, 0);
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::execvpe(args[0], args.data(), envp.data());
-        ::_exit(127);
-    }
-    ::close(fd);
-}
-
-bg_process::~bg_process() {
-    if (pid_ > 0 && running()) {
-        ::kill(-pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-    }
-}
-
-bool bg_process::running() {
-    if (exited_) return false;
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-        exited_ = true;
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        return false;
-    }
-    return true;
-}
-
-int bg_process::stop(std::chrono::milliseconds timeout) {
-    if (!running()) return status_;
-    ::kill(pid_, SIGTERM);
-    if (test::wait_until([&] { return !running(); }, timeout, std::chrono::milliseconds(50))) return status_;
-    ::kill(-pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    exited_ = true;
-    status_ = -1;
-    return -1;
-}
-
-std::string bg_process::log() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        ::close(s);
-        throw std::runtime_error("no free port");
-    }
-    ::close(s);
-    return ntohs(a.sin_port);
-}
 
 boost::json::value http_answer::json() const {
     boost::system::error_code ec;

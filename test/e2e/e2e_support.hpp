@@ -3,9 +3,9 @@
 // tokens from the test's Keycloak, git repositories from the example
 // functions. The e2e tier talks to faasd only as a user would (REST, the CLI).
 
-#include <boost/json/value.hpp>
+#include "support/support.hpp"
 
-#include <sys/types.h>
+#include <boost/json/value.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -14,35 +14,14 @@
 
 namespace faasd::e2e {
 
-/// A child process whose stdout and stderr go to a log file. The destructor
-/// SIGKILLs its process group if it is still running.
-class bg_process {
-public:
-    bg_process(std::string name, std::vector<std::string> argv, std::vector<std::string> extra_env,
-           const std::filesystem::path& log_dir);
-    ~bg_process();
-    bg_process(const bg_process&) = delete;
-    bg_process& operator=(const bg_process&) = delete;
-
-    /// True while the process has not exited.
-    bool running();
-    /// Sends SIGTERM and waits up to `timeout`; returns the exit status, or -1
-    /// if it had to be SIGKILLed (or died of a signal).
-    int stop(std::chrono::milliseconds timeout);
-    /// What the process wrote so far.
-    std::string log() const;
-    const std::string& name() const noexcept { return name_; }
-
-private:
-    std::string name_;
-    std::filesystem::path log_;
-    pid_t pid_ = -1;
-    int status_ = -1;
-    bool exited_ = false;
+/// A faasd process of a test (test::background_process) logging to dir/<name>.log.
+struct bg_process : test::background_process {
+    bg_process(const std::string& name, std::vector<std::string> argv, const std::vector<std::string>& extra_env,
+               const std::filesystem::path& dir)
+        : background_process(std::move(argv), dir / (name + ".log"), extra_env) {}
 };
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port();
+using test::free_port;
 
 struct http_answer {
     int status = 0;

@@ -2,14 +2,19 @@
 
 #include <faasd/core/id.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -61,18 +66,99 @@ void run_coroutine(std::function<boost::asio::awaitable<void>()> make, std::chro
     if (error) std::rethrow_exception(error);
 }
 
+std::vector<std::string> environment_with(const std::vector<std::string>& extra_env) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+    for (const auto& e : extra_env) {
+        auto name = e.substr(0, e.find('=') + 1);
+        std::erase_if(env, [&](const std::string& x) { return x.rfind(name, 0) == 0; });
+        env.push_back(e);
+    }
+    return env;
+}
+
+background_process::background_process(std::vector<std::string> argv, std::filesystem::path log,
+                                       const std::vector<std::string>& extra_env)
+    : log_(std::move(log)) {
+    std::vector<std::string> env_store = environment_with(extra_env);
+    std::vector<char*> envp, args;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open " + log_.string());
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        ::setpgid(0, 0);
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::execvpe(args[0], args.data(), envp.data());
+        ::_exit(127);
+    }
+    ::close(fd);
+}
+
+background_process::~background_process() { stop(); }
+
+bool background_process::running() {
+    if (exited_ || pid_ <= 0) return false;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        exited_ = true;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        return false;
+    }
+    return true;
+}
+
+void background_process::stop() {
+    if (!running()) return;
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    exited_ = true;
+    status_ = -1;
+}
+
+int background_process::stop(std::chrono::milliseconds grace) {
+    if (!running()) return status_;
+    ::kill(pid_, SIGTERM);
+    if (wait_until([&] { return !running(); }, grace, std::chrono::milliseconds(50))) return status_;
+    stop();
+    return -1;
+}
+
+std::string background_process::log() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+int free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        if (s >= 0) ::close(s);
+        throw std::runtime_error("no free port on 127.0.0.1");
+    }
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
 process_result run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
                            const std::string& input, std::chrono::milliseconds timeout) {
     int in_pipe[2], out_pipe[2], err_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
         throw std::runtime_error("pipe failed");
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-    for (const auto& e : extra_env) {
-        auto name = e.substr(0, e.find('=') + 1);
-        std::erase_if(env_store, [&](const std::string& x) { return x.rfind(name, 0) == 0; });
-        env_store.push_back(e);
-    }
+    std::vector<std::string> env_store = environment_with(extra_env);
     std::vector<char*> envp, args;
     for (auto& e : env_store) envp.push_back(e.data());
     envp.push_back(nullptr);

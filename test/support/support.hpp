@@ -15,6 +15,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <sys/types.h>
 
 namespace faasd::test {
 
@@ -75,6 +78,43 @@ struct process_result {
 process_result run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
                            const std::string& input = {},
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+/// The environment of this process with `extra_env` entries ("NAME=value")
+/// added, replacing variables of the same name.
+std::vector<std::string> environment_with(const std::vector<std::string>& extra_env);
+
+/// A long-running child process: argv[0] searched in PATH, this environment
+/// plus `extra_env`, its own process group, stdout and stderr to `log`. The
+/// destructor SIGKILLs the group if it is still running.
+class background_process {
+public:
+    background_process(std::vector<std::string> argv, std::filesystem::path log,
+                       const std::vector<std::string>& extra_env = {});
+    ~background_process();
+    background_process(const background_process&) = delete;
+    background_process& operator=(const background_process&) = delete;
+
+    /// True while the process has not exited (reaps it when it has).
+    bool running();
+    /// SIGKILLs the process group and reaps it, at once.
+    void stop();
+    /// Graceful stop: SIGTERM, wait up to `grace`; returns the exit status, or -1
+    /// if it had to be SIGKILLed (or died of a signal).
+    int stop(std::chrono::milliseconds grace);
+    /// What the process wrote so far.
+    std::string log() const;
+    /// The log file's name without extension (for messages).
+    std::string name() const { return log_.stem().string(); }
+
+private:
+    std::filesystem::path log_;
+    pid_t pid_ = -1;
+    int status_ = -1;
+    bool exited_ = false;
+};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).
+int free_port();
 
 /// Path of the faasd binary under test.
 std::string faasd_binary();

@@ -4,6 +4,8 @@
 // loopback (git://), and git-http-backend behind a small Python HTTP server
 // with Basic auth (http://). Self-contained (no Catch2) so bench/ can use it.
 
+#include "support/support.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -142,19 +144,7 @@ private:
     fs::path work_, bare_;
 };
 
-/// A free TCP port on 127.0.0.1 (bound then released: the caller binds it next).
-inline int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind");
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
+using faasd::test::free_port;
 
 inline bool can_connect(int port) {
     int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -167,50 +157,7 @@ inline bool can_connect(int port) {
     return ok;
 }
 
-/// A long-running child process (own process group, output to a log file),
-/// killed and reaped on stop() or destruction.
-class background_process {
-public:
-    background_process(const std::vector<std::string>& argv, const fs::path& log) : log_(log) {
-        std::vector<std::string> copy = argv;
-        std::vector<char*> args;
-        for (auto& a : copy) args.push_back(a.data());
-        args.push_back(nullptr);
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::setpgid(0, 0);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            int devnull = ::open("/dev/null", O_RDONLY);
-            ::dup2(devnull, 0);
-            ::execvp(args[0], args.data());
-            ::_exit(127);
-        }
-        ::close(fd);
-    }
-    ~background_process() { stop(); }
-    background_process(const background_process&) = delete;
-    background_process& operator=(const background_process&) = delete;
-
-    void stop() {
-        if (pid_ <= 0) return;
-        ::kill(-pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-    bool running() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
-    std::string log() const {
-        std::ifstream f(log_);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
-
-private:
-    pid_t pid_ = -1;
-    fs::path log_;
-};
+using faasd::test::background_process;
 
 inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
