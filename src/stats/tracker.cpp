@@ -91,9 +91,9 @@ void tracker::configure(const tracker_config& cfg) { cfg_ = cfg; }
 
 bool tracker::is_late(unix_ms t) const noexcept { return t < horizon_; }
 
-std::optional<ingest_result> tracker::refuse(const std::string& key, unix_ms at) {
+std::optional<ingest_result> tracker::refuse(const std::string& subject, unix_ms at) {
     ++counters_.events;
-    if (key.empty() || at <= 0) return ingest_result::invalid;
+    if (subject.empty() || at <= 0) return ingest_result::invalid;
     if (is_late(at)) {
         ++counters_.late;
         return ingest_result::late;

@@ -172,9 +172,9 @@ private:
     };
     record* find_or_insert(const std::string& id, int attempt, bool& inserted);
     bool is_late(unix_ms t) const noexcept;
-    /// The common start of every add(): counts the event; invalid (no key or no
+    /// The common start of every add(): counts the event; invalid (no id or no
     /// time) or late events get their result, accepted ones nullopt.
-    std::optional<ingest_result> refuse(const std::string& key, unix_ms at);
+    std::optional<ingest_result> refuse(const std::string& subject, unix_ms at);
     void enforce_cap();
 
     tracker_config cfg_;
