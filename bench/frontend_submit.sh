@@ -7,7 +7,14 @@
 #
 #   test/services/services.sh up kafka keycloak
 #   cmake --preset release -DFAASD_BUILD_TESTS=OFF && cmake --build build/release --target faasd
-#   bench/frontend_submit.sh            # FAASD_BENCH_DURATION=20s FAASD_BENCH_THREADS=2
+#   bench/frontend_submit.sh            # FAASD_BENCH_DURATION=20s FAASD_BENCH_THREADS=2 FAASD_BENCH_JOBS=100000
+#
+# The Kafka broker shares the machine's cores with the frontend and wrk: for the
+# submit figures, run it with production JVM settings (C2 JIT, G1) rather than the
+# test harness's quick-start ones, e.g. a second broker for the bench:
+#   FAASD_SERVICES_DIR=/tmp/bench-kafka FAASD_KAFKA_HEAP="-Xms1g -Xmx1g" \
+#     FAASD_KAFKA_JVM_OPTS="-XX:+UseG1GC -Djava.awt.headless=true" test/services/services.sh up kafka
+#   FAASD_BENCH_KAFKA=<its address> bench/frontend_submit.sh
 #
 # Extra frontend flags can be passed in FAASD_BENCH_FRONTEND_ARGS (e.g.
 # "--kafka-property linger.ms=2").
@@ -16,12 +23,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 faasd=${FAASD_BIN:-$root/build/release/roles/faasd}
 duration=${FAASD_BENCH_DURATION:-20s}
 threads=${FAASD_BENCH_THREADS:-2}
-unset FAASD_BIN FAASD_BENCH_DURATION FAASD_BENCH_THREADS  # not frontend options
+want=${FAASD_BENCH_JOBS:-100000}
+bench_kafka=${FAASD_BENCH_KAFKA:-}
+unset FAASD_BIN FAASD_BENCH_DURATION FAASD_BENCH_THREADS FAASD_BENCH_JOBS FAASD_BENCH_KAFKA  # not frontend options
 env_file=${FAASD_SERVICES_DIR:-$root/.state/services}/services.env
 [[ -x $faasd ]] || { echo "build $faasd first (release preset)" >&2; exit 2; }
 [[ -f $env_file ]] || { echo "start the services first (test/services/services.sh up kafka keycloak)" >&2; exit 2; }
 # shellcheck disable=SC1090
 source "$env_file"
+if [[ -n $bench_kafka ]]; then FAASD_TEST_KAFKA=$bench_kafka; fi
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -72,7 +82,14 @@ for c in 1 64; do
   echo "--- submit, $c connection(s)"
   wrk -t"$t" -c"$c" -d"$duration" -s "$root/bench/wrk/submit.lua" "$url" | tail -1
 done
+# Memory with (at least) FAASD_BENCH_JOBS tracked jobs (default 100,000, the issue's figure):
+# keep submitting until the view holds that many.
+FAASD_BENCH_TOKEN=$(token alice alice-pw)  # a fresh one: the realm's tokens live 5 minutes
 n=$(jobs_in_view "$PORT")
+while ((n < want)); do
+  wrk -t"$threads" -c64 -d10s -s "$root/bench/wrk/submit.lua" "$url" >/dev/null
+  n=$(jobs_in_view "$PORT")
+done
 echo "--- memory: jobs_in_view=$n rss_mib=$(rss_mib "$PID")"
 metrics=$(curl -fsS "$url/metrics")
 echo "$metrics" | grep -E '^faasd_token_cache_total|^faasd_view_memory_bytes' || true

@@ -364,6 +364,13 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     kafka::consumer_options co;
     client_opts(co, "faasd-frontend-state");
     co.read_committed = true;
+    // Under load, fetch the state topic in batches rather than one fetch per
+    // record: each fetch costs the broker and this loop a request. Another
+    // replica (or a WebSocket subscriber) then sees a change at most 20 ms
+    // later; this replica applies its own writes at once. At 64 connections it
+    // cut the broker's CPU per submit by a quarter (docs/frontend.md).
+    co.properties.try_emplace("fetch.min.bytes", "65536");
+    co.properties.try_emplace("fetch.wait.max.ms", "20");
     kafka::consumer consumer(ex, co);
 
     // 2. Metrics.
