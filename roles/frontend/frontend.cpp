@@ -561,7 +561,10 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
                                                            std::chrono::minutes(1));
         while (co_await pause_unless_shutdown(*env.shutdown, every)) {
             if (!caught_up) continue;
-            auto r = co_await frontend::sweep_once(app, clk.now());
+            // A sweep stuck on Kafka must not hold up shutdown (its spawned erasures end on their own).
+            auto outcome = co_await (frontend::sweep_once(app, clk.now()) || env.shutdown->wait());
+            if (outcome.index() != 0) break;
+            const auto& r = std::get<0>(outcome);
             if (r.erased) fm.retention.with({"job"}).inc(static_cast<double>(r.erased));
             if (r.markers_tombstoned) fm.retention.with({"marker"}).inc(static_cast<double>(r.markers_tombstoned));
             if (r.erased || r.markers_tombstoned || r.failed)
