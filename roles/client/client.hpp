@@ -108,4 +108,25 @@ std::string progress_line(std::size_t tick, std::string_view state, std::int64_t
 /// Exit status for a finished job: 0 succeeded, 1 otherwise.
 int exit_status_for(std::string_view state);
 
+/// `faasd watch ID...`: when to stop. A job is done when a terminal state was
+/// seen, or when it is gone (an `erased` event, or 404 when the watch started):
+/// an erased job never reports again, so waiting for it would never end.
+class watch_tracker {
+public:
+    explicit watch_tracker(std::vector<std::string> ids);
+    void on_state(std::string_view id, std::string_view state);  ///< a job event
+    void on_gone(std::string_view id);                           ///< erased, or 404
+    /// The exit status once every job is done: 0 all succeeded, 1 one failed,
+    /// timed out or was cancelled, 3 one was gone before its outcome was seen.
+    std::optional<int> outcome() const;
+
+private:
+    struct entry {
+        std::string id;
+        std::string state;  ///< last state seen ("" none)
+        bool gone = false;
+    };
+    std::vector<entry> jobs_;
+};
+
 }  // namespace faasd::client

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -370,5 +371,37 @@ std::string progress_line(std::size_t tick, std::string_view state, std::int64_t
 }
 
 int exit_status_for(std::string_view state) { return state == "succeeded" ? 0 : 1; }
+
+namespace {
+bool terminal_state(std::string_view s) {
+    return s == "succeeded" || s == "failed" || s == "timed_out" || s == "cancelled";
+}
+}  // namespace
+
+watch_tracker::watch_tracker(std::vector<std::string> ids) {
+    for (auto& id : ids) jobs_.push_back({std::move(id), {}, false});
+}
+
+void watch_tracker::on_state(std::string_view id, std::string_view state) {
+    for (auto& j : jobs_)
+        if (j.id == id && !j.gone) j.state = std::string(state);
+}
+
+void watch_tracker::on_gone(std::string_view id) {
+    for (auto& j : jobs_)
+        if (j.id == id) j.gone = true;
+}
+
+std::optional<int> watch_tracker::outcome() const {
+    if (jobs_.empty()) return std::nullopt;  // watching everything: until interrupted
+    int status = 0;
+    for (const auto& j : jobs_) {
+        bool finished = terminal_state(j.state);
+        if (!finished && !j.gone) return std::nullopt;
+        int s = finished ? exit_status_for(j.state) : 3;  // gone before its outcome was seen
+        status = std::max(status, s);
+    }
+    return status;
+}
 
 }  // namespace faasd::client

@@ -536,12 +536,10 @@ awaitable<int> do_cancel(client_options o, std::string id) {
     co_return ok;
 }
 
-bool terminal(std::string_view s) { return s == "succeeded" || s == "failed" || s == "timed_out" || s == "cancelled"; }
-
 awaitable<int> do_watch(client_options o, std::vector<std::string> ids) {
     auto timeout = timeout_of(o);
-    std::map<std::string, std::string> last;  // id -> last state
-    bool refreshed = false;
+    watch_tracker tracker(ids);  // with ids: exit once each finished or is gone
+    bool refreshed = false, checked = false;
     std::string url = trim_slash(o.server) + "/v1/ws";
     while (true) {
         auto tok = co_await resolve_token(o, timeout, refreshed);
@@ -557,6 +555,22 @@ awaitable<int> do_watch(client_options o, std::vector<std::string> ids) {
             co_return status == 401 || status == 403 ? auth_failed : server_failed;
         }
         if (!co_await ws.write(subscribe_message(ids))) co_return server_failed;
+        // Subscribed: a job that does not exist (or was already erased) would
+        // never send anything, so ask for each once.
+        if (!checked && !ids.empty()) {
+            checked = true;
+            for (const auto& id : ids) {
+                auto r = co_await api(o, "GET", "/v1/jobs/" + id);
+                if (r && r->status == 404) {
+                    err("no such job: " + id + " (unknown, or erased)");
+                    tracker.on_gone(id);
+                }
+            }
+            if (auto done = tracker.outcome()) {
+                co_await ws.close();
+                co_return *done;
+            }
+        }
         while (auto m = co_await ws.read()) {
             boost::system::error_code ec;
             auto v = json::parse(*m, ec);
@@ -568,24 +582,18 @@ awaitable<int> do_watch(client_options o, std::vector<std::string> ids) {
                 if (o.json) print_json(json::serialize(j));
                 else std::printf("%s\n", event_line(j).c_str());
                 std::fflush(stdout);
-                last[std::string(j.at("id").as_string())] = std::string(j.at("state").as_string());
+                tracker.on_state(j.at("id").as_string(), j.at("state").as_string());
             } else if (type == "erased") {
-                if (!o.json) std::printf("%s erased\n", std::string(e.at("id").as_string()).c_str());
+                if (o.json) print_json(json::serialize(e));
+                else std::printf("%s erased\n", std::string(e.at("id").as_string()).c_str());
                 std::fflush(stdout);
+                tracker.on_gone(e.at("id").as_string());
             } else if (type == "error" && !o.json) {
                 err("server: " + std::string(e.at("message").as_string()));
             }
-            if (!ids.empty()) {
-                bool all_done = true, all_ok = true;
-                for (const auto& id : ids) {
-                    auto it = last.find(id);
-                    if (it == last.end() || !terminal(it->second)) all_done = false;
-                    else if (it->second != "succeeded") all_ok = false;
-                }
-                if (all_done) {
-                    co_await ws.close();
-                    co_return all_ok ? ok : job_failed;
-                }
+            if (auto done = tracker.outcome()) {
+                co_await ws.close();
+                co_return *done;
             }
         }
         if (ws.close_code() == 4002 && o.token.empty() && !refreshed) {
@@ -690,7 +698,9 @@ void add_client_commands(CLI::App& app, command_list& out) {
     out.push_back({cancel, {}, [st] { return run_command([st] { return do_cancel(st->o, st->id); }); }});
 
     auto* watch = add("watch", "Follow job state changes live over a WebSocket (all your jobs, or the given ids)");
-    watch->add_option("ids", st->ids, "Job ids (exit when all have finished; 0 if all succeeded)");
+    watch->add_option("ids", st->ids,
+                      "Job ids (exit when each has finished or is gone: 0 if all succeeded, 1 if one did not, "
+                      "3 if one was erased or unknown before its outcome was seen)");
     out.push_back({watch, {}, [st] { return run_command([st] { return do_watch(st->o, st->ids); }); }});
 }
 

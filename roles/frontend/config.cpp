@@ -59,6 +59,12 @@ void add_frontend_options(CLI::App& app, frontend_config& c) {
                    "OIDC issuer URL; must equal the tokens' iss exactly. Keys come from "
                    "<issuer>/.well-known/openid-configuration unless --oidc-jwks-file is given (required)")
         ->group(auth);
+    app.add_option("--oidc-discovery-url", c.oidc_discovery_url,
+                   "Where to fetch the discovery document and the keys from when the issuer's URL is not reachable "
+                   "from here (an internal address of the same IdP): the document's URL or its base. The issuer "
+                   "in it must still equal --oidc-issuer; a jwks_uri under the issuer is fetched under this base "
+                   "too (default: the issuer)")
+        ->group(auth);
     app.add_option("--oidc-audience", c.oidc_audience, "Audience (client id) the tokens must be issued for")
         ->capture_default_str()->group(auth);
     app.add_option("--oidc-accept-azp", c.oidc_accept_azp,
@@ -120,6 +126,11 @@ void add_frontend_options(CLI::App& app, frontend_config& c) {
     app.add_option("--max-wait", c.max_wait, "Longest ?wait of GET /v1/jobs/{id}/result")->capture_default_str()->group(lim);
     app.add_option("--max-list", c.max_list, "Largest ?limit of GET /v1/jobs")->capture_default_str()->group(lim);
 
+    app.add_option("--finished-retention", c.finished_retention,
+                   "Finished jobs whose result is never read are erased this long after they finished (every "
+                   "replica sweeps; this bounds the job view and the state topic)")
+        ->capture_default_str()->group(lim);
+
     auto* ws = "WebSocket";
     app.add_option("--ws-queue", c.ws_queue, "Messages queued per WebSocket before a slow client is closed (1013)")
         ->capture_default_str()->group(ws);
@@ -149,6 +160,13 @@ void frontend_config::validate() {
     auto wait = duration_of("--max-wait", max_wait);
     if (wait < std::chrono::seconds(0) || wait > std::chrono::minutes(10)) bad("--max-wait", "from 0 to 10m");
     if (max_list < 1 || max_list > 10000) bad("--max-list", "from 1 to 10000");
+    if (duration_of("--finished-retention", finished_retention) < std::chrono::seconds(1))
+        bad("--finished-retention", "at least 1s");
+    if (!oidc_discovery_url.empty() && !oidc_discovery_url.starts_with("http://") &&
+        !oidc_discovery_url.starts_with("https://"))
+        bad("--oidc-discovery-url", "'" + oidc_discovery_url + "' is not an http(s) URL");
+    if (!oidc_discovery_url.empty() && !oidc_jwks_file.empty())
+        bad("--oidc-discovery-url", "cannot be used with --oidc-jwks-file");
     if (rate_limit < 0) bad("--rate-limit", "must not be negative");
     if (rate_burst < 1) bad("--rate-burst", "at least 1");
     if (max_unfinished < 1) bad("--max-unfinished", "at least 1");
@@ -182,6 +200,7 @@ frontend::frontend_settings frontend_config::settings() const {
     s.default_list_limit = std::min<std::size_t>(20, max_list);
     s.max_wait = std::chrono::duration_cast<std::chrono::seconds>(or_default(config::parse_duration(max_wait), std::chrono::seconds(60)));
     s.bench_hello = bench_hello;
+    s.finished_retention = or_default(config::parse_duration(finished_retention), std::chrono::hours(72));
     auto& j = s.job;
     j.max_sources = max_sources;
     j.max_sinks = max_sinks;

@@ -10,7 +10,9 @@
 #include <faasd/crypto/primitives.hpp>
 #include <faasd/crypto/sealing.hpp>
 #include <faasd/crypto/verifier.hpp>
+#include <faasd/frontend/limits.hpp>
 #include <faasd/frontend/oidc.hpp>
+#include <faasd/frontend/retention.hpp>
 #include <faasd/frontend/ws.hpp>
 #include <faasd/http/client.hpp>
 #include <faasd/http/server.hpp>
@@ -33,11 +35,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
-#include <random>
 #include <span>
 #include <stdexcept>
 
@@ -58,16 +60,10 @@ struct system_clock final : frontend::clock {
     }
 };
 
+/// Job ids from OpenSSL's CSPRNG (frontend::random_ids): not predictable from earlier ids.
 struct ulid_source final : frontend::id_source {
-    std::mt19937_64 rng{std::random_device{}()};
-    std::string new_id(jobs::unix_ms now) override {
-        std::array<std::uint8_t, 10> r{};
-        std::uint64_t a = rng(), b = rng();
-        for (int i = 0; i < 8; ++i) r[i] = static_cast<std::uint8_t>(a >> (8 * i));
-        r[8] = static_cast<std::uint8_t>(b);
-        r[9] = static_cast<std::uint8_t>(b >> 8);
-        return make_job_id(static_cast<std::uint64_t>(now), r);
-    }
+    frontend::random_ids ids;
+    std::string new_id(jobs::unix_ms now) override { return ids.next(now); }
 };
 
 /// The role's metrics (docs/frontend.md, "Metrics"). Counters fed from
@@ -83,7 +79,10 @@ struct frontend_metrics {
           auth_failures(r.counter("faasd_auth_failures_total", "Refused bearer tokens, by reason", {"reason"})),
           jwks(r.counter("faasd_jwks_refreshes_total", "Signing-key fetches, by outcome", {"outcome"})),
           ws_sessions(r.gauge("faasd_ws_sessions", "Open WebSocket sessions").with({})),
-          ws_events(r.counter("faasd_ws_events_total", "Job events sent over WebSockets").with({})) {}
+          ws_events(r.counter("faasd_ws_events_total", "Job events sent over WebSockets").with({})),
+          markers(r.gauge("faasd_erased_markers", "Erased markers of idempotent jobs in this replica's view").with({})),
+          retention(r.counter("faasd_retention_erased_total", "Erasures by the retention sweep, by what was erased",
+                              {"what"})) {}
 
     metrics::gauge_family& jobs;
     metrics::counter_family& submitted;
@@ -95,6 +94,8 @@ struct frontend_metrics {
     metrics::counter_family& jwks;
     metrics::gauge& ws_sessions;
     metrics::counter& ws_events;
+    metrics::gauge& markers;
+    metrics::counter_family& retention;
 
     /// Advances c by how much `now` grew since `last`.
     static void advance(metrics::counter& c, std::uint64_t now, std::uint64_t& last) {
@@ -131,7 +132,10 @@ public:
         auto [a, b] = co_await (p_.send(make_record(names_.jobs(m.spec.delivery), m.id, jobs::encode(m))) &&
                                 p_.send(make_record(names_.state, m.id, jobs::encode(queued))));
         if (auto r = delivered(a, log_, m_, "submit", m.id); !r) co_return r;
-        if (auto r = delivered(b, log_, m_, "submit", m.id); !r) co_return r;
+        // The job is stored and will run: a lost queued snapshot is not retried
+        // (a late one could outlive the job's later snapshots in the compacted
+        // topic); the worker's running snapshot follows.
+        (void)delivered(b, log_, m_, "snapshot", m.id);
         m_.submitted.with({jobs::to_string(m.spec.delivery)}).inc();
         co_return result<void>{};
     }
@@ -145,9 +149,11 @@ public:
         co_return delivered(b, log_, m_, "cancel", c.id);
     }
 
-    awaitable<result<void>> erase(std::string_view id) override {
+    awaitable<result<void>> erase(std::string_view id, const frontend::erased_marker* marker) override {
         std::string key(id);
-        auto d = co_await p_.send(make_record(names_.state, key, std::nullopt));
+        std::optional<std::string> value;
+        if (marker) value = frontend::encode_marker(*marker);
+        auto d = co_await p_.send(make_record(names_.state, key, std::move(value)));
         co_return delivered(d, log_, m_, "erase", key);
     }
 
@@ -287,7 +293,7 @@ awaitable<bool> assign_topics(kafka::consumer& c, const jobs::topic_names& names
 /// Reads the assigned topics for as long as the role runs.
 awaitable<void> follow_topics(kafka::consumer& c, const jobs::topic_names& names, frontend::job_store& store,
                               kafka_observer& observer, runtime::health& health, const faasd::logger& log,
-                              frontend_metrics& fm) {
+                              frontend_metrics& fm, std::function<void()> on_caught_up) {
     bool caught_up = false;
     std::uint64_t applied = 0;
     for (;;) {
@@ -304,6 +310,13 @@ awaitable<void> follow_topics(kafka::consumer& c, const jobs::topic_names& names
                 continue;
             }
             auto s = jobs::decode_job_status(*m.value);
+            if (!s) {
+                if (auto mk = frontend::decode_marker(*m.value); mk && mk->id == *m.key) {
+                    store.erase(*m.key, std::move(*mk));
+                    fm.snapshots.with({"marker"}).inc();
+                    continue;
+                }
+            }
             if (!s || s->id != *m.key) {
                 fm.snapshots.with({"invalid"}).inc();
                 log.warn("frontend.state_invalid", {{"partition", m.partition}, {"offset", m.offset}});
@@ -321,6 +334,7 @@ awaitable<void> follow_topics(kafka::consumer& c, const jobs::topic_names& names
             caught_up = true;
             health.set("state", true, "caught up");
             log.info("frontend.state_loaded", {{"snapshots", applied}, {"jobs", store.view().size()}});
+            if (on_caught_up) on_caught_up();
         }
     }
 }
@@ -400,6 +414,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     };
     frontend::oidc_keys::options ko;
     ko.issuer = cfg.oidc_issuer;
+    ko.discovery_url = cfg.oidc_discovery_url;
     ko.jwks_file = cfg.oidc_jwks_file;
     ko.cooldown = dur(cfg.jwks_refresh_cooldown, std::chrono::seconds(30));
     ko.max_age = dur(cfg.jwks_max_age, std::chrono::minutes(10));
@@ -415,7 +430,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
         const auto& counts = store.view().counts();
         for (int i = 0; i < static_cast<int>(counts.size()); ++i)
             fm.jobs.with({jobs::to_string(static_cast<jobs::job_state>(i))}).set(static_cast<double>(counts[i]));
-        fm.view_memory.set(static_cast<double>(store.view().memory_bytes()));
+        fm.view_memory.set(static_cast<double>(store.view().memory_bytes() + store.markers_memory_bytes()));
         auto cs = verifier.cache_stats();
         frontend_metrics::advance(fm.token_cache.with({"hit"}), cs.hits, fm.hits);
         frontend_metrics::advance(fm.token_cache.with({"miss"}), cs.misses, fm.misses);
@@ -423,6 +438,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
         frontend_metrics::advance(fm.jwks.with({"ok"}), ks.refreshes_ok, fm.refresh_ok);
         frontend_metrics::advance(fm.jwks.with({"failed"}), ks.refreshes_failed, fm.refresh_failed);
         frontend_metrics::advance(fm.jwks.with({"skipped"}), ks.refreshes_skipped, fm.refresh_skipped);
+        fm.markers.set(static_cast<double>(store.markers().size()));
         if (hub_ptr) {
             fm.ws_sessions.set(static_cast<double>(hub_ptr->sessions()));
             frontend_metrics::advance(fm.ws_events, hub_ptr->events_sent(), fm.events);
@@ -433,6 +449,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     frontend::ws_settings wss;
     wss.max_subscriptions = cfg.ws_max_subscriptions;
     frontend::ws_hub hub(store, wss);
+    hub.set_live(false);  // until the state topic is caught up: no replayed records to WebSockets
     hub_ptr = &hub;
 
     // 4. Routes: the app's table, served by faasd::http.
@@ -441,9 +458,8 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
         if (rt.websocket) {
             routes.add_websocket(std::string(rt.pattern), [&app, &hub](std::shared_ptr<http::ws_session> s) -> awaitable<void> {
                 const auto& req = s->upgrade_request();
-                std::optional<std::string> token;
-                if (auto a = req.headers.get("Authorization"); a && a->size() > 7 && a->substr(0, 7) == "Bearer ")
-                    token = std::string(a->substr(7));
+                std::optional<std::string> authorization;
+                if (auto a = req.headers.get("Authorization")) authorization = std::string(*a);
                 std::string offered;
                 bool ours = false;
                 for (const auto& p : s->offered_subprotocols()) {
@@ -451,12 +467,19 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
                     offered += p;
                     if (p == frontend::ws_subprotocol) ours = true;
                 }
-                if (!token) token = frontend::token_from_subprotocols(offered);
+                // Authenticate before the handshake: a bad token gets a plain 401 (or 403/503), no upgrade.
+                auto a = co_await frontend::authenticate_upgrade(app, std::move(authorization), std::move(offered));
+                if (auto* refused = std::get_if<http::response>(&a)) {
+                    co_await s->reject(std::move(*refused));
+                    co_return;
+                }
+                std::optional<frontend::caller> who;
+                if (auto* c = std::get_if<frontend::caller>(&a)) who = std::move(*c);
                 std::optional<std::string> proto;
                 if (ours) proto = std::string(frontend::ws_subprotocol);
                 if (auto ec = co_await s->accept(proto)) co_return;
                 ws_adapter conn(s);
-                co_await frontend::run_ws_session(conn, std::move(token), app, hub);
+                co_await frontend::run_ws_session(conn, std::move(who), app, hub);
             });
             continue;
         }
@@ -528,17 +551,43 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
         }
         co_return done;
     };
+    bool caught_up = false;
     auto follow_loop = [&]() -> awaitable<void> {
         if (kcfg.create_topics && !co_await create_topics()) co_return;
         if (!co_await assign_topics(consumer, names, *health, *env.shutdown, log)) co_return;
-        co_await (follow_topics(consumer, names, store, observer, *health, log, fm) || env.shutdown->wait());
+        auto live = [&] {
+            caught_up = true;
+            hub.set_live(true);
+        };
+        co_await (follow_topics(consumer, names, store, observer, *health, log, fm, live) || env.shutdown->wait());
+    };
+    // Retention (docs/frontend.md): once caught up, sweep every tenth of the
+    // retention, but not more often than every second nor less than every 10
+    // minutes (a sweep reads the whole view: about 25 µs a job in a Debug build).
+    auto sweep_loop = [&]() -> awaitable<void> {
+        auto every = std::clamp<std::chrono::milliseconds>(settings.finished_retention / 10, std::chrono::seconds(1),
+                                                           std::chrono::minutes(10));
+        while (co_await pause_unless_shutdown(*env.shutdown, every)) {
+            if (!caught_up) continue;
+            // A sweep stuck on Kafka must not hold up shutdown (its spawned erasures end on their own).
+            auto outcome = co_await (frontend::sweep_once(app, clk.now()) || env.shutdown->wait());
+            if (outcome.index() != 0) break;
+            const auto& r = std::get<0>(outcome);
+            if (r.erased) fm.retention.with({"job"}).inc(static_cast<double>(r.erased));
+            if (r.markers_tombstoned) fm.retention.with({"marker"}).inc(static_cast<double>(r.markers_tombstoned));
+            if (r.erased || r.markers_tombstoned || r.failed)
+                log.info("frontend.retention_sweep", {{"scanned", r.scanned}, {"erased", r.erased},
+                                                      {"markers", r.markers_tombstoned}, {"failed", r.failed}});
+        }
     };
     std::exception_ptr failure;
     try {
-        co_await (server.run() && stopper() && keys_loop() && follow_loop());
+        co_await (server.run() && stopper() && keys_loop() && follow_loop() && sweep_loop());
     } catch (...) {
         failure = std::current_exception();
     }
+    // Erasures spawned after responses were written still need the producer.
+    co_await app.wait_background([&] { return app.background() == 0; }, std::chrono::seconds(5));
     co_await consumer.close();
     co_await producer.close(std::chrono::seconds(5));
     log.info("frontend.stopped");

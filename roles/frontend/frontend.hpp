@@ -32,6 +32,7 @@ struct frontend_config {
 
     // Authentication.
     std::string oidc_issuer;                       ///< --oidc-issuer (exact iss; discovery base)
+    std::string oidc_discovery_url;                ///< --oidc-discovery-url (fetch discovery/JWKS here; default: the issuer)
     std::string oidc_audience = "faas-frontend";   ///< --oidc-audience
     bool oidc_accept_azp = true;                   ///< --oidc-accept-azp: azp may stand in for aud
     std::string oidc_jwks_file;                    ///< --oidc-jwks-file: static JWKS instead of discovery
@@ -63,6 +64,9 @@ struct frontend_config {
     std::string max_result = "16KiB";              ///< --max-result (stored result per job; larger ones are capped)
     std::string max_wait = "60s";                  ///< --max-wait (?wait bound)
     std::size_t max_list = 100;                    ///< --max-list (?limit bound)
+
+    // Retention.
+    std::string finished_retention = "72h";        ///< --finished-retention (finished jobs are erased this long after they finish)
 
     // WebSocket.
     std::size_t ws_queue = 256;                    ///< --ws-queue (messages per connection before 1013)

@@ -1,10 +1,13 @@
 #include <faasd/frontend/app.hpp>
 #include <faasd/frontend/openapi.hpp>
 #include <faasd/frontend/problems.hpp>
+#include <faasd/frontend/retention.hpp>
 #include <faasd/jobs/codec.hpp>
 #include <faasd/jobs/merge.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -120,18 +123,29 @@ jobs::job_status queued_snapshot(const jobs::job_message& m) {
     return s;
 }
 
-// An existing job for (subject, key) submitted within the window, if any.
-std::optional<jobs::job_status> idempotent_match(frontend_app& app, std::string_view subject,
-                                                 std::string_view key, unix_ms now) {
+// What an earlier submission of (subject, key) within the window left: its
+// job, or the marker of its erasure, or nothing.
+std::variant<std::monostate, jobs::job_status, erased_marker> idempotent_match(frontend_app& app, std::string_view subject,
+                                                                               std::string_view key, unix_ms now) {
     const auto window = app.settings().idempotency_window;
+    const auto& store = app.svc().store;
     for (int back = 0; back < 2; ++back) {
         auto id = idempotent_job_id(subject, key, now - back * window.count(), window);
-        const auto& view = app.svc().store.view();
+        if (const auto* m = store.marker(id))
+            if (m->owner == subject && m->idempotency_key == key && now - m->submitted_at < window.count()) return *m;
+        const auto& view = store.view();
         if (view.owner_of(id) != subject) continue;
         auto s = view.get(id);
-        if (s && s->idempotency_key == key && now - s->submitted_at < window.count()) return s;
+        if (s && s->idempotency_key == key && now - s->submitted_at < window.count()) return std::move(*s);
     }
-    return std::nullopt;
+    return std::monostate{};
+}
+
+http::response key_consumed(const erased_marker& m) {
+    return make_problem(problems::idempotency_key_consumed,
+                        "the job of this Idempotency-Key has finished and was erased (its result was read); "
+                        "use another key for a new job",
+                        json::object{{"id", m.id}, {"state", "erased"}});
 }
 
 // ---- handlers ------------------------------------------------------------------
@@ -159,12 +173,6 @@ awaitable<http::response> bench_hello(request_context& c) {
     co_return http::response::text(200, "hello\n");
 }
 
-awaitable<http::response> websocket_plain(request_context&) {
-    auto r = make_problem(problems::upgrade_required, "GET /v1/ws needs a WebSocket upgrade");
-    r.headers.set("Upgrade", "websocket");
-    co_return r;
-}
-
 awaitable<http::response> submit_job(request_context& c) {
     auto& app = c.app;
     const auto& set = app.settings();
@@ -190,7 +198,9 @@ awaitable<http::response> submit_job(request_context& c) {
     std::string id;
     std::optional<inflight_guard> flight;
     if (!key.empty()) {
-        if (auto existing = idempotent_match(app, sub, key, now)) co_return accepted(*existing, true);
+        auto earlier = idempotent_match(app, sub, key, now);
+        if (auto* s = std::get_if<jobs::job_status>(&earlier)) co_return accepted(*s, true);
+        if (auto* m = std::get_if<erased_marker>(&earlier)) co_return key_consumed(*m);
         id = idempotent_job_id(sub, key, now, set.idempotency_window);
         auto& inflight = app.inflight_submissions();
         while (true) {
@@ -198,8 +208,10 @@ awaitable<http::response> submit_job(request_context& c) {
             if (it == inflight.end()) break;
             auto f = it->second;  // the first submission of this key on this replica is still publishing
             while (!f->done) co_await f->signal.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (f->ok)
+            if (f->ok) {
                 if (auto s = svc.store.view().get(id)) co_return accepted(*s, true);
+                if (const auto* mk = svc.store.marker(id)) co_return key_consumed(*mk);
+            }
             // It failed: try again ourselves.
         }
         auto f = std::make_shared<frontend_app::inflight>(co_await asio::this_coro::executor);
@@ -235,9 +247,15 @@ awaitable<http::response> submit_job(request_context& c) {
     if (!v.job->credentials.empty()) {
         auto names = std::move(m.spec.credentials.names);
         auto sealed = svc.sealer.seal(v.job->credentials, id);
-        // Wipe the clear values as soon as they are sealed.
+        // Wipe the clear values as soon as they are sealed: in the parsed
+        // description and in the request body they were parsed from. The
+        // server built the request as a mutable object and reads nothing of
+        // the body after the handler, so writing through the const view is
+        // defined and safe.
         for (auto& [k, val] : v.job->credentials)
             if (val.is_string()) std::fill(val.get_string().begin(), val.get_string().end(), '\0');
+        auto& raw = const_cast<std::string&>(c.req.body);
+        std::fill(raw.begin(), raw.end(), '\0');
         if (!sealed) {
             app.log().error("job.seal_failed", {{"job", id}, {"error", to_string(static_cast<errc>(sealed.error().value()))}});
             co_return problem_from_error(errc::unavailable);
@@ -286,6 +304,16 @@ std::string synthesized_result(const jobs::job_status& s) {
     return json::serialize(o);
 }
 
+// After a result was written: erase the job (marker or tombstone), unless it
+// is gone or no longer finished.
+awaitable<void> erase_after_read(frontend_app& app, std::string id) {
+    auto& svc = app.svc();
+    auto s = svc.store.view().get(id);
+    if (!s || !jobs::is_terminal(s->state)) co_return;
+    auto erased = co_await erase_job(app, *s, svc.clk.now());
+    if (!erased) app.log().warn("job.erase_failed", {{"job", id}, {"error", erased.error().message()}});
+}
+
 awaitable<http::response> get_result(request_context& c) {
     auto& app = c.app;
     auto& svc = app.svc();
@@ -323,12 +351,12 @@ awaitable<http::response> get_result(request_context& c) {
     if (auto text = view.result_json(id)) body = std::move(*text);
     else body = synthesized_result(*view.get(id));
 
-    if (!keep) {
-        auto erased = co_await svc.publisher.erase(id);
-        if (erased) svc.store.erase(id);
-        else app.log().warn("job.erase_failed", {{"job", id}, {"error", erased.error().message()}});
-    }
-    co_return http::response::text(200, std::move(body), "application/json");
+    auto res = http::response::text(200, std::move(body), "application/json");
+    // Erase only once the result was written to the client: a handler
+    // deadline, a failed write or a client that went away leave the job (and
+    // its unread result) in place.
+    if (!keep) res.on_written = [&app, id = std::string(id)] { app.spawn(erase_after_read(app, id)); };
+    co_return res;
 }
 
 awaitable<http::response> list_jobs(request_context& c) {
@@ -440,7 +468,7 @@ constexpr std::array routes{
     route{"GET", "/v1/observer/report", access::user, observer_report, "getObserverReport"},
     route{"GET", "/v1/observer/config", access::admin, get_observer_config, "getObserverConfig"},
     route{"PUT", "/v1/observer/config", access::admin, put_observer_config, "putObserverConfig"},
-    route{"GET", "/v1/ws", access::user, websocket_plain, "websocket", true},
+    route{"GET", "/v1/ws", access::user, nullptr, "websocket", true},
     route{"GET", "/v1/bench/hello", access::public_, bench_hello, "benchHello"},
 };
 
@@ -513,7 +541,36 @@ frontend_app::frontend_app(frontend_settings settings, services svc, faasd::logg
       svc_(std::move(svc)),
       log_(std::move(log)),
       observer_check_(std::move(check)),
-      limiter_(settings_.submit_rate, settings_.submit_burst) {}
+      limiter_(settings_.submit_rate, settings_.submit_burst),
+      background_done_(svc_.store.executor(), asio::steady_timer::time_point::max()) {}
+
+void frontend_app::spawn(awaitable<void> task) {
+    ++background_;
+    asio::co_spawn(svc_.store.executor(), std::move(task), [this](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                log_.error("frontend.task_failed", {{"error", x.what()}});
+            } catch (...) {
+                log_.error("frontend.task_failed");
+            }
+        }
+        --background_;
+        background_done_.cancel();
+    });
+}
+
+awaitable<bool> frontend_app::wait_background(std::function<bool()> done, std::chrono::milliseconds max) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer limit(co_await asio::this_coro::executor, max);
+    while (!done()) {
+        auto r = co_await (background_done_.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                           limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (r.index() == 1) co_return done();
+    }
+    co_return true;
+}
 
 awaitable<std::variant<caller, http::response>> frontend_app::authenticate(std::optional<std::string_view> token,
                                                                            access needed) {
@@ -530,9 +587,7 @@ awaitable<std::variant<caller, http::response>> frontend_app::authenticate(std::
     co_return std::move(*who);
 }
 
-namespace {
-// "Bearer <token>" (scheme case-insensitive) -> token; nullopt otherwise.
-std::optional<std::string_view> bearer_of(std::optional<std::string_view> header) {
+std::optional<std::string_view> bearer_token(std::optional<std::string_view> header) {
     if (!header) return std::nullopt;
     auto h = *header;
     if (h.size() < 7) return std::string_view();
@@ -544,7 +599,6 @@ std::optional<std::string_view> bearer_of(std::optional<std::string_view> header
     while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
     return t;
 }
-}  // namespace
 
 awaitable<http::response> frontend_app::invoke(const route& r, const http::request& req,
                                                std::map<std::string, std::string, std::less<>> params) {
@@ -552,7 +606,7 @@ awaitable<http::response> frontend_app::invoke(const route& r, const http::reque
     try {
         request_context ctx{req, std::move(params), std::nullopt, *this};
         if (r.who != access::public_) {
-            auto token = bearer_of(req.headers.get("Authorization"));
+            auto token = bearer_token(req.headers.get("Authorization"));
             auto a = co_await authenticate(token, r.who);
             if (auto* failed = std::get_if<http::response>(&a)) co_return std::move(*failed);
             ctx.who = std::move(std::get<caller>(a));
@@ -571,7 +625,7 @@ awaitable<dispatch_result> frontend_app::handle(const http::request& req) {
     const route* found = nullptr;
     std::string allow;
     for (const auto& r : routes) {
-        if (!match_path(r.pattern, req.path, params)) continue;
+        if (r.websocket || !match_path(r.pattern, req.path, params)) continue;  // the server upgrades GET /v1/ws
         if (r.method == req.method) {
             found = &r;
             break;

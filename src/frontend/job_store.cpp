@@ -15,7 +15,12 @@ struct job_store::waiter {
 job_store::job_store(asio::any_io_executor ex, jobs::view_limits limits) : ex_(std::move(ex)), view_(limits) {}
 
 jobs::apply_outcome job_store::apply(const jobs::job_status& s) {
+    if (auto m = markers_.find(s.id); m != markers_.end()) {
+        if (s.submitted_at <= m->second.submitted_at) return jobs::apply_outcome::ignored;  // a late copy
+        markers_.erase(m);
+    }
     auto outcome = view_.apply(s);
+    if (outcome == jobs::apply_outcome::inserted && !owners_.contains(s.owner.subject)) owners_.emplace(s.owner.subject);
     if (outcome == jobs::apply_outcome::inserted || outcome == jobs::apply_outcome::replaced) {
         if (listeners_.empty()) {
             notify(s.id, nullptr, {});
@@ -27,11 +32,36 @@ jobs::apply_outcome job_store::apply(const jobs::job_status& s) {
     return outcome;
 }
 
-bool job_store::erase(std::string_view id) {
+bool job_store::erase(std::string_view id, std::optional<erased_marker> marker) {
+    if (marker) {
+        auto key = std::string(id);
+        markers_.insert_or_assign(std::move(key), std::move(*marker));
+    } else if (auto m = markers_.find(id); m != markers_.end()) {
+        markers_.erase(m);
+    }
     std::string owner(view_.owner_of(id));
     if (!view_.erase(id)) return false;
     notify(id, nullptr, owner);
     return true;
+}
+
+const erased_marker* job_store::marker(std::string_view id) const {
+    auto it = markers_.find(id);
+    return it == markers_.end() ? nullptr : &it->second;
+}
+
+std::size_t job_store::markers_memory_bytes() const noexcept {
+    std::size_t n = 0;
+    for (const auto& [id, m] : markers_) {
+        n += 64 + sizeof(erased_marker) + sizeof(std::string);  // map node
+        for (const auto* str : {&id, &m.id, &m.owner, &m.idempotency_key})
+            if (str->size() > 15) n += str->capacity() + 1;
+    }
+    return n;
+}
+
+void job_store::forget_owner(std::string_view subject) {
+    if (auto it = owners_.find(subject); it != owners_.end()) owners_.erase(it);
 }
 
 void job_store::notify(std::string_view id, const jobs::job_status* s, std::string_view owner) {

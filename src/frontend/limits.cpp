@@ -1,9 +1,12 @@
-#include <faasd/core/id.hpp>
 #include <faasd/frontend/limits.hpp>
+
+#include <faasd/core/id.hpp>
+#include <faasd/crypto/primitives.hpp>
 
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 
@@ -65,6 +68,22 @@ std::string idempotent_job_id(std::string_view subject, std::string_view key, un
     std::array<std::uint8_t, 10> random{};
     for (std::size_t i = 0; i < random.size(); ++i) random[i] = static_cast<std::uint8_t>(digest[i]);
     return make_job_id(static_cast<std::uint64_t>(bucket * w), random);
+}
+
+std::string random_ids::next(unix_ms now) {
+    constexpr std::size_t n = 10;
+    if (used_ + n > pool_.size()) {
+        crypto::wipe(pool_);
+        pool_ = crypto::random_bytes(n * batch_);
+        used_ = 0;
+    }
+    std::array<std::uint8_t, n> r{};
+    for (std::size_t i = 0; i < n; ++i) {
+        r[i] = static_cast<std::uint8_t>(pool_[used_ + i]);
+        pool_[used_ + i] = '\0';
+    }
+    used_ += n;
+    return make_job_id(static_cast<std::uint64_t>(now), r);
 }
 
 }  // namespace faasd::frontend

@@ -32,21 +32,21 @@ awaitable<bool> oidc_keys::fetch_and_install() {
         ss << f.rdbuf();
         jwks_text = ss.str();
     } else {
-        auto base = opts_.issuer;
-        while (!base.empty() && base.back() == '/') base.pop_back();
-        auto doc = co_await fetch_(base + "/.well-known/openid-configuration");
+        auto plan = plan_oidc_fetch(opts_.issuer, opts_.discovery_url);
+        auto doc = co_await fetch_(plan.discovery);
         if (!doc) {
-            log_.warn("oidc.discovery_failed", {{"issuer", opts_.issuer}});
+            log_.warn("oidc.discovery_failed", {{"issuer", opts_.issuer}, {"url", plan.discovery}});
             co_return false;
         }
         auto disc = auth::parse_discovery(*doc, opts_.issuer);
         if (!disc) {
-            log_.error("oidc.discovery_invalid", {{"issuer", opts_.issuer}});
+            log_.error("oidc.discovery_invalid", {{"issuer", opts_.issuer}, {"url", plan.discovery}});
             co_return false;
         }
-        auto keys = co_await fetch_(disc->jwks_uri);
+        auto jwks_url = jwks_fetch_url(plan, opts_.issuer, disc->jwks_uri);
+        auto keys = co_await fetch_(jwks_url);
         if (!keys) {
-            log_.warn("oidc.jwks_fetch_failed", {{"jwks_uri", disc->jwks_uri}});
+            log_.warn("oidc.jwks_fetch_failed", {{"jwks_uri", jwks_url}});
             co_return false;
         }
         jwks_text = std::move(*keys);
@@ -132,6 +132,37 @@ awaitable<void> oidc_keys::run(std::function<void(bool)> on_change) {
         t.expires_after(loaded_ && ok ? opts_.max_age : std::max<std::chrono::milliseconds>(opts_.cooldown / 10, std::chrono::milliseconds(500)));
         co_await t.async_wait(asio::use_awaitable);  // throws when cancelled: the role is stopping
     }
+}
+
+namespace {
+constexpr std::string_view well_known = "/.well-known/openid-configuration";
+
+std::string_view trim_slashes(std::string_view s) {
+    while (!s.empty() && s.back() == '/') s.remove_suffix(1);
+    return s;
+}
+}  // namespace
+
+oidc_fetch_plan plan_oidc_fetch(std::string_view issuer, std::string_view discovery_url) {
+    oidc_fetch_plan p;
+    if (discovery_url.empty()) {
+        p.discovery = std::string(trim_slashes(issuer)) + std::string(well_known);
+        return p;
+    }
+    auto base = discovery_url;
+    if (base.ends_with(well_known)) base.remove_suffix(well_known.size());
+    base = trim_slashes(base);
+    p.discovery = std::string(base) + std::string(well_known);
+    if (base != trim_slashes(issuer)) p.rebase = std::string(base);
+    return p;
+}
+
+std::string jwks_fetch_url(const oidc_fetch_plan& plan, std::string_view issuer, std::string_view jwks_uri) {
+    auto iss = trim_slashes(issuer);
+    if (plan.rebase.empty() || !jwks_uri.starts_with(iss) || jwks_uri.size() == iss.size() ||
+        jwks_uri[iss.size()] != '/')
+        return std::string(jwks_uri);
+    return plan.rebase + std::string(jwks_uri.substr(iss.size()));
 }
 
 caller caller_from(const auth::principal& p) {

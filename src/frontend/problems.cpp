@@ -5,12 +5,15 @@
 namespace faasd::frontend {
 
 namespace {
-constexpr std::array all{problems::invalid_request, problems::invalid_job,      problems::invalid_config,
-                         problems::unauthorized,    problems::forbidden,        problems::not_found,
-                         problems::no_report,       problems::method_not_allowed, problems::not_finished,
-                         problems::already_finished, problems::payload_too_large, problems::unsupported_media_type,
-                         problems::upgrade_required, problems::rate_limited,     problems::too_many_jobs,
-                         problems::internal,        problems::unavailable};
+constexpr std::array all{problems::invalid_request,     problems::invalid_job,
+                         problems::invalid_config,      problems::unauthorized,
+                         problems::forbidden,           problems::not_found,
+                         problems::no_report,           problems::method_not_allowed,
+                         problems::not_finished,        problems::already_finished,
+                         problems::idempotency_key_consumed, problems::payload_too_large,
+                         problems::unsupported_media_type, problems::upgrade_required,
+                         problems::rate_limited,        problems::too_many_jobs,
+                         problems::internal,            problems::unavailable};
 }  // namespace
 
 std::span<const problem_type> all_problem_types() { return all; }

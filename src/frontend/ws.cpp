@@ -95,6 +95,21 @@ bool offers_ws_subprotocol(std::string_view header) {
     return found;
 }
 
+awaitable<upgrade_auth> authenticate_upgrade(frontend_app& app, std::optional<std::string> authorization,
+                                             std::string offered_subprotocols) {
+    std::optional<std::string> token;
+    if (authorization) {
+        // A header with another scheme is a missing token: 401, as on every route.
+        token = std::string(bearer_token(*authorization).value_or(std::string_view()));
+    } else {
+        token = token_from_subprotocols(offered_subprotocols);
+    }
+    if (!token) co_return std::monostate{};
+    auto r = co_await app.authenticate(*token, access::user);
+    if (auto* who = std::get_if<caller>(&r)) co_return std::move(*who);
+    co_return std::move(std::get<http::response>(r));
+}
+
 // ---- hub -----------------------------------------------------------------------
 
 ws_hub::ws_hub(job_store& store, ws_settings settings) : store_(store), settings_(settings) {
@@ -104,6 +119,21 @@ ws_hub::ws_hub(job_store& store, ws_settings settings) : store_(store), settings
 ws_hub::~ws_hub() { store_.remove_listener(listener_); }
 
 void ws_hub::attach(session& s) { sessions_.insert(&s); }
+
+void ws_hub::set_live(bool live) {
+    if (live_ == live) return;
+    live_ = live;
+    if (!live) return;
+    // Coalesce what was held back: one event per followed job, its state now.
+    const auto& view = store_.view();
+    for (auto* s : std::vector<session*>(sessions_.begin(), sessions_.end())) {
+        for (const auto& id : s->ids) {
+            auto owner = view.owner_of(id);
+            if (owner.empty() || (owner != s->subject && !s->admin)) continue;
+            if (auto st = view.get(id)) deliver(*s, event_text(json::object{{"type", "job"}, {"job", job_json(*st)}}));
+        }
+    }
+}
 
 void ws_hub::detach(session& s) {
     set_all(s, false);
@@ -160,6 +190,7 @@ void ws_hub::close_all(std::string reason) {
 }
 
 void ws_hub::on_change(const job_change& c) {
+    if (!live_) return;  // replaying the state topic: set_live(true) sends the outcome
     // Who gets it: the owner's "all" subscribers, and id subscribers that may see the job.
     std::vector<session*> targets;
     if (!c.owner.empty()) {
@@ -204,14 +235,16 @@ awaitable<std::variant<caller, std::pair<std::uint16_t, std::string>>> ws_authen
 
 }  // namespace
 
-awaitable<void> run_ws_session(ws_connection& conn, std::optional<std::string> token, frontend_app& app, ws_hub& hub) {
+awaitable<void> run_ws_session(ws_connection& conn, std::optional<caller> authenticated, frontend_app& app,
+                               ws_hub& hub) {
     using namespace asio::experimental::awaitable_operators;
     auto ex = co_await asio::this_coro::executor;
     const auto& settings = hub.settings();
     auto& svc = app.svc();
 
-    // 1. Authenticate: at the upgrade, or with the first message.
-    if (!token) {
+    // 1. Authenticated at the upgrade, or by the first message (a short deadline:
+    //    a tokenless socket must not hold a connection for long).
+    if (!authenticated) {
         asio::steady_timer t(ex, settings.auth_timeout);
         auto r = co_await (conn.read() || t.async_wait(asio::as_tuple(asio::use_awaitable)));
         if (r.index() == 1) {
@@ -225,15 +258,14 @@ awaitable<void> run_ws_session(ws_connection& conn, std::optional<std::string> t
             conn.close(ws_close::unauthorized, "send {\"type\":\"auth\",\"token\":...} first");
             co_return;
         }
-        token = std::move(m->token);
+        auto a = co_await ws_authenticate(app, m->token);
+        if (auto* failed = std::get_if<std::pair<std::uint16_t, std::string>>(&a)) {
+            conn.close(failed->first, failed->second);
+            co_return;
+        }
+        authenticated = std::move(std::get<caller>(a));
     }
-    auto a = co_await ws_authenticate(app, *token);
-    token.reset();
-    if (auto* failed = std::get_if<std::pair<std::uint16_t, std::string>>(&a)) {
-        conn.close(failed->first, failed->second);
-        co_return;
-    }
-    caller who = std::move(std::get<caller>(a));
+    caller who = std::move(*authenticated);
 
     ws_hub::session s;
     s.conn = &conn;
@@ -323,7 +355,7 @@ awaitable<void> run_ws_session(ws_connection& conn, std::optional<std::string> t
                     accepted.push_back(json::value(id));
                     const auto& view = svc.store.view();
                     auto owner = view.owner_of(id);
-                    if (!owner.empty() && (owner == s.subject || s.admin))
+                    if (hub.live() && !owner.empty() && (owner == s.subject || s.admin))  // else set_live sends it
                         if (auto st = view.get(id))
                             snapshots.push_back(event_text(json::object{{"type", "job"}, {"job", job_json(*st)}}));
                 }

@@ -628,11 +628,13 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<impl> self, s
             // 7. The response.
             keep_alive = keep_alive && !self->stopping;
             int status = res.status;
+            auto on_written = std::move(res.on_written);
             auto bres = self->to_beast(std::move(res), breq, rid, head, keep_alive);
             c->stream.expires_after(cfg.write_timeout);
             auto [wec, wn] = co_await bhttp::async_write(c->stream, bres, use_tuple);
             (void)wn;
             self->record(method, route_label, status, start, rid, *c);
+            if (!wec && on_written) on_written();
             if (wec) break;
             if (!keep_alive) break;
         }

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <fstream>
@@ -70,8 +71,9 @@ TEST_CASE("jobs run end to end through frontend, worker and observer processes o
         CHECK(timing.at("total_ms").to_number<double>() > 0);
         CHECK(timing.at("total_ms").to_number<double>() >= timing.at("run_ms").to_number<double>());
 
-        // The result was read: the job is gone.
-        CHECK(http("GET", base + "/v1/jobs/" + id, alice).status == 404);
+        // The result was read: the job is gone (erased right after the answer was written).
+        CHECK(faasd::test::wait_until([&] { return http("GET", base + "/v1/jobs/" + id, alice).status == 404; }, 10s,
+                                      50ms));
         CHECK(http("GET", base + "/v1/jobs/" + id + "/result", alice).status == 404);
     }
 
@@ -88,6 +90,42 @@ TEST_CASE("jobs run end to end through frontend, worker and observer processes o
         CHECK(list.body.find(id) != std::string::npos);
         CHECK(http("GET", base + "/v1/jobs?limit=50", bob).body.find(id) == std::string::npos);
         CHECK(http("DELETE", base + "/v1/jobs/" + id, bob).status == 404);
+        CHECK(http("DELETE", base + "/v1/jobs/" + id, alice).status == 409);  // already finished
+
+        // A running job is cancelled: its worker stops the run long before the function would end.
+        auto slow = http("POST", base + "/v1/jobs", alice,
+                         R"({"repo": {"url": ")" + repo + R"(", "ref": "main"}, "entry": ["sleep", "120"],
+                             "timeout_s": 300})");
+        INFO(slow.body);
+        REQUIRE(slow.status == 202);
+        const std::string sid = string_at(slow.json(), "id");
+        std::string state;
+        REQUIRE(faasd::test::wait_until(
+            [&] {
+                state = string_at(http("GET", base + "/v1/jobs/" + sid, alice).json(), "state");
+                return state == "running";
+            },
+            120s, 100ms));
+        auto cancel = http("DELETE", base + "/v1/jobs/" + sid, alice);
+        INFO(cancel.body);
+        CHECK(cancel.status == 202);
+        const auto asked = std::chrono::steady_clock::now();
+        bool cancelled = faasd::test::wait_until(
+            [&] {
+                state = string_at(http("GET", base + "/v1/jobs/" + sid, alice).json(), "state");
+                return state == "cancelled";
+            },
+            30s, 100ms);
+        INFO("state " << state << "\nworker log:\n" << worker.log());
+        REQUIRE(cancelled);
+        CHECK(std::chrono::steady_clock::now() - asked < 30s);
+        auto out = http("GET", base + "/v1/jobs/" + sid + "/result", alice);
+        REQUIRE(out.status == 200);
+        auto v = out.json();
+        CHECK(string_at(v, "state") == "cancelled");
+        CHECK_FALSE(string_at(v, "worker").empty());  // the worker ended it, not the frontend
+        CHECK(string_at(v.at("error"), "code") == "cancelled");
+        CHECK(v.at("timing").at("run_ms").to_number<double>() < 60000);
     }
 
     SECTION("bad tokens are refused with 401 and WWW-Authenticate") {
@@ -114,6 +152,118 @@ TEST_CASE("jobs run end to end through frontend, worker and observer processes o
 
     // Graceful shutdown: every process exits 0 within its grace period.
     CHECK(observer.stop(20s) == 0);
+    CHECK(worker.stop(20s) == 0);
+    INFO(frontend.log());
+    CHECK(frontend.stop(20s) == 0);
+}
+
+TEST_CASE("the CLI runs the job lifecycle against real Kafka, Keycloak and a worker: submit, status, watch, list, "
+          "result, cancel",
+          "[e2e][cli]") {
+    faasd::test::temp_dir tmp("faasd-e2e-cli");
+    const std::string prefix = faasd::test::unique_name("e2e-cli") + ".";
+    const std::string repo =
+        faasd::e2e::bare_repo_from(faasd::test::source_dir() / "examples/functions/echo-sh", tmp.path(), "echo-sh");
+    const int port = faasd::e2e::free_port();
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    const std::string bin = faasd::test::faasd_binary();
+    const auto env = faasd::e2e::role_environment(prefix);
+    bg_process frontend("frontend", faasd::e2e::frontend_args(port), env, tmp.path());
+    wait_ready(base + "/readyz", {&frontend}, 120s);
+
+    // The CLI as a user runs it: the token from FAASD_TOKEN, its own config directory.
+    const std::vector<std::string> cli_env = {"FAASD_TOKEN=" + faasd::e2e::keycloak_token("alice", "alice-pw"),
+                                              "XDG_CONFIG_HOME=" + (tmp.path() / "config").string()};
+    auto cli = [&](std::vector<std::string> args, std::chrono::seconds timeout = 60s) {
+        std::vector<std::string> argv{bin};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), {"--server", base});
+        return faasd::test::run_process(argv, cli_env, {}, timeout);
+    };
+    auto json_of = [](const faasd::test::process_result& r) {
+        INFO("stdout: " << r.out << "\nstderr: " << r.err);
+        return json::parse(r.out);
+    };
+
+    // 1. Submit while no worker runs: the job waits, queued.
+    auto sub = cli({"submit", "--repo", repo, "--ref", "main", "--data", R"({"n": 5})", "--tag", "cli", "--json"});
+    INFO(sub.err);
+    REQUIRE(sub.exit_code == 0);
+    const std::string id = string_at(json_of(sub), "id");
+    REQUIRE(!id.empty());
+    auto st = cli({"status", id, "--json"});
+    REQUIRE(st.exit_code == 0);
+    CHECK(string_at(json_of(st), "state") == "queued");
+    auto human = cli({"status", id});
+    CHECK(human.exit_code == 0);
+    CHECK(human.out.find("queued") != std::string::npos);
+
+    // 2. watch ID follows it live: queued now, then running and succeeded once a worker starts; then exits 0.
+    bg_process watch("watch", {bin, "watch", id, "--server", base}, cli_env, tmp.path());
+    REQUIRE(faasd::test::wait_until([&] { return watch.log().find("queued") != std::string::npos; }, 30s, 50ms));
+    bg_process worker("worker",
+                      {bin, "worker", "--slots", "2", "--cache-dir", (tmp.path() / "cache").string(), "--jobs-dir",
+                       (tmp.path() / "jobs").string(), "--allowed-schemes", "file,https"},
+                      env, tmp.path());
+    bool watch_ended = faasd::test::wait_until([&] { return !watch.running(); }, 120s, 100ms);
+    const std::string seen = watch.log();
+    INFO("watch output:\n" << seen << "\nworker log:\n" << worker.log());
+    REQUIRE(watch_ended);
+    CHECK(watch.stop(1s) == 0);
+    auto q = seen.find("queued"), r = seen.find("running"), s = seen.find("succeeded");
+    CHECK(q != std::string::npos);
+    CHECK(r != std::string::npos);
+    CHECK(s != std::string::npos);
+    CHECK(q < r);
+    CHECK(r < s);
+
+    // 3. list: the caller's jobs, also by state.
+    auto all = cli({"list", "--json"});
+    REQUIRE(all.exit_code == 0);
+    CHECK(all.out.find(id) != std::string::npos);
+    auto done = cli({"list", "--state", "succeeded", "--json"});
+    REQUIRE(done.exit_code == 0);
+    CHECK(done.out.find(id) != std::string::npos);
+    CHECK(cli({"list", "--state", "queued", "--json"}).out.find(id) == std::string::npos);
+    auto table = cli({"list"});
+    CHECK(table.exit_code == 0);
+    CHECK(table.out.find(id) != std::string::npos);
+
+    // 4. result: --keep keeps it; a plain read prints it and erases the job.
+    auto kept = cli({"result", id, "--keep", "--json"});
+    REQUIRE(kept.exit_code == 0);
+    CHECK(json::serialize(json_of(kept).at("output").at("echo")) == R"({"n":5})");
+    auto read = cli({"result", id});
+    CHECK(read.exit_code == 0);
+    CHECK(read.out.find("succeeded") != std::string::npos);
+    CHECK(faasd::test::wait_until([&] { return cli({"status", id}).exit_code == 3; }, 10s, 100ms));
+    // watch of an erased job ends at once (it used to wait forever).
+    auto gone = cli({"watch", id}, 30s);
+    INFO(gone.err);
+    CHECK(gone.exit_code == 3);
+
+    // 5. cancel: a running job ends cancelled, stopped by its worker.
+    auto slow = cli({"submit", "--repo", repo, "--ref", "main", "--entry", "sleep", "--entry", "120", "--timeout",
+                     "300", "--json"});
+    REQUIRE(slow.exit_code == 0);
+    const std::string sid = string_at(json_of(slow), "id");
+    REQUIRE(faasd::test::wait_until(
+        [&] { return string_at(json_of(cli({"status", sid, "--json"})), "state") == "running"; }, 120s, 200ms));
+    auto cancel = cli({"cancel", sid});
+    INFO(cancel.err);
+    CHECK(cancel.exit_code == 0);
+    CHECK(cancel.out.find("cancel requested") != std::string::npos);
+    CHECK(faasd::test::wait_until(
+        [&] { return string_at(json_of(cli({"status", sid, "--json"})), "state") == "cancelled"; }, 30s, 200ms));
+    auto res = cli({"result", sid, "--json"});
+    CHECK(res.exit_code == 1);  // the job did not succeed
+    auto rv = json_of(res);
+    CHECK(string_at(rv, "state") == "cancelled");
+    CHECK_FALSE(string_at(rv, "worker").empty());
+    CHECK(string_at(rv.at("error"), "code") == "cancelled");
+    CHECK(rv.at("timing").at("run_ms").to_number<double>() < 60000);
+    CHECK(cli({"cancel", sid}).exit_code != 0);  // nothing left to cancel
+
     CHECK(worker.stop(20s) == 0);
     INFO(frontend.log());
     CHECK(frontend.stop(20s) == 0);

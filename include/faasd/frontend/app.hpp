@@ -15,6 +15,7 @@
 #include <faasd/jobs/validate.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -27,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace faasd::frontend {
@@ -42,6 +44,7 @@ struct frontend_settings {
     std::size_t max_list_limit = 100;                ///< largest ?limit
     std::chrono::seconds max_wait{60};               ///< largest ?wait of GET /v1/jobs/{id}/result
     std::chrono::milliseconds idempotency_window{std::chrono::hours(24)};
+    std::chrono::milliseconds finished_retention{std::chrono::hours(72)};  ///< finished jobs are erased this long after they finish
     bool bench_hello = false;                        ///< serve GET /v1/bench/hello (benchmark ceiling)
     std::string realm = "faasd";                     ///< WWW-Authenticate realm
 };
@@ -89,7 +92,7 @@ struct route {
     access who;
     handler_fn fn;
     std::string_view name;     ///< operationId and metrics label
-    bool websocket = false;    ///< GET /v1/ws: upgraded by the server, not handled here
+    bool websocket = false;    ///< GET /v1/ws: upgraded by the server (fn is null; handle() does not match it)
 };
 
 /// The route table (also the source of truth the OpenAPI test checks).
@@ -119,8 +122,11 @@ public:
     frontend_app(const frontend_app&) = delete;
     frontend_app& operator=(const frontend_app&) = delete;
 
-    /// Routes, authenticates, authorises and runs the handler. Never throws:
-    /// an exception from a handler becomes a 500 problem (and a log line).
+    /// Routes, authenticates, authorises and runs the handler, like the
+    /// server does with the route table (tests and tools; the role registers
+    /// each route with the HTTP server, which serves the WebSocket route
+    /// itself). Never throws: an exception from a handler becomes a 500
+    /// problem (and a log line).
     boost::asio::awaitable<dispatch_result> handle(const http::request& req);
 
     /// Runs one route of the table for a request another router already
@@ -133,6 +139,16 @@ public:
     /// response to send instead.
     boost::asio::awaitable<std::variant<caller, http::response>> authenticate(std::optional<std::string_view> token,
                                                                                access needed);
+
+    /// Runs a background task on the store's executor (e.g. an erasure after
+    /// a response was written); an exception is logged. Tasks are counted
+    /// until they end, so the role can wait for them before it closes Kafka.
+    void spawn(boost::asio::awaitable<void> task);
+    /// Background tasks running now.
+    std::size_t background() const noexcept { return background_; }
+    /// Waits until `done()` holds, checking it now and whenever a background
+    /// task ends, or until `max` passed (false then).
+    boost::asio::awaitable<bool> wait_background(std::function<bool()> done, std::chrono::milliseconds max);
 
     const frontend_settings& settings() const noexcept { return settings_; }
     services& svc() noexcept { return svc_; }
@@ -155,12 +171,19 @@ private:
     rate_limiter limiter_;
     std::map<std::string, std::shared_ptr<inflight>, std::less<>> inflight_;
     std::map<std::string, std::size_t, std::less<>> pending_;
+    std::size_t background_ = 0;
+    boost::asio::steady_timer background_done_;  // never expires; cancelled when a task ends
 };
 
 // ---- Representations shared with the CLI and the WebSocket --------------------
 
 /// The API form of a job (GET /v1/jobs/{id}, list items, WebSocket events).
 boost::json::object job_json(const jobs::job_status& s);
+
+/// The token of an Authorization header value "Bearer <token>" (scheme
+/// case-insensitive, surrounding blanks trimmed); an empty token for another
+/// scheme or a malformed value; nullopt when there is no header.
+std::optional<std::string_view> bearer_token(std::optional<std::string_view> authorization);
 
 /// Matches a path against a pattern with {params}; fills params on success.
 bool match_path(std::string_view pattern, std::string_view path,

@@ -63,4 +63,19 @@ std::string idempotent_job_id(std::string_view subject, std::string_view key, un
 /// SHA-256 of data, raw 32 bytes (OpenSSL).
 std::string sha256(std::string_view data);
 
+/// Fresh job ids: ULIDs whose 80 random bits come from OpenSSL's CSPRNG
+/// (RAND_bytes), drawn in batches of `batch` ids; each id's bytes are cleared
+/// from the pool once used, so ids cannot be predicted from earlier ones.
+/// Not thread-safe (one per loop).
+class random_ids {
+public:
+    explicit random_ids(std::size_t batch = 64) : batch_(batch == 0 ? 1 : batch) {}
+    std::string next(unix_ms now);
+
+private:
+    std::size_t batch_;
+    std::string pool_;
+    std::size_t used_ = 0;
+};
+
 }  // namespace faasd::frontend

@@ -5,7 +5,10 @@
 // oidc_keys keeps the issuer's signing keys in a crypto::verifier:
 //   * from a static JWKS file (faasd dev, tests), or
 //   * from discovery: <issuer>/.well-known/openid-configuration (its issuer
-//     must equal ours exactly) -> jwks_uri -> JWKS;
+//     must equal ours exactly) -> jwks_uri -> JWKS; with a discovery URL the
+//     document is fetched there instead (an internal address of the same
+//     IdP), its issuer is still checked against ours, and a jwks_uri under
+//     the issuer is fetched under the discovery URL's base as well;
 //   * refreshed every max_age, and once more when a token names an unknown
 //     kid (key rotation): single flight (concurrent callers share one fetch),
 //     at most one fetch per min_interval (1 s; callers wait for it rather
@@ -51,7 +54,11 @@ struct oidc_stats {
 class oidc_keys {
 public:
     struct options {
-        std::string issuer;     ///< exact iss; discovery base
+        std::string issuer;     ///< exact iss; discovery base unless discovery_url is set
+        /// Where to fetch discovery and keys from when the issuer's public URL
+        /// is not reachable from here: the discovery document's URL, or the
+        /// base it sits under (".../.well-known/openid-configuration" is added).
+        std::string discovery_url;
         std::string jwks_file;  ///< static keys instead of discovery (no refreshes then)
         std::chrono::milliseconds cooldown{std::chrono::seconds(30)};      ///< negative cache of unknown kids
         std::chrono::milliseconds min_interval{std::chrono::seconds(1)};   ///< between two fetches (capped at cooldown)
@@ -111,5 +118,16 @@ private:
 
 /// The caller of a verified principal.
 caller caller_from(const auth::principal& p);
+
+/// Where oidc_keys fetches from: the discovery document's URL, and the base
+/// that replaces the issuer in a jwks_uri under the issuer ("" when the
+/// jwks_uri is used as it is).
+struct oidc_fetch_plan {
+    std::string discovery;
+    std::string rebase;
+};
+oidc_fetch_plan plan_oidc_fetch(std::string_view issuer, std::string_view discovery_url);
+/// The URL to fetch a discovery document's jwks_uri from under `plan`.
+std::string jwks_fetch_url(const oidc_fetch_plan& plan, std::string_view issuer, std::string_view jwks_uri);
 
 }  // namespace faasd::frontend

@@ -7,6 +7,7 @@
 // Every awaitable member completes on the caller's executor (the loop thread).
 
 #include <faasd/core/error.hpp>
+#include <faasd/frontend/marker.hpp>
 #include <faasd/jobs/model.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -56,20 +57,25 @@ struct cancel_request {
 };
 
 /// Writes to Kafka. Every call completes only when the broker acknowledged
-/// every record (acks=all), or fails with errc::unavailable (nothing is
-/// promised to the client then).
+/// the records it promises (acks=all), or fails with errc::unavailable
+/// (nothing is promised to the client then).
 class job_publisher {
 public:
     virtual ~job_publisher() = default;
     /// The job message on its delivery mode's jobs topic and the queued
-    /// snapshot on the state topic, both keyed by the job id.
+    /// snapshot on the state topic, both keyed by the job id and sent at once.
+    /// Succeeds once the job message is acknowledged: the job is stored and
+    /// will run. A queued snapshot that fails is logged and counted, not
+    /// returned (the worker's running snapshot makes the job visible to the
+    /// other replicas; this replica applies the queued one itself).
     virtual boost::asio::awaitable<result<void>> submit(const jobs::job_message& m, const jobs::job_status& queued) = 0;
     /// The cancel request on the cancel topic and, when given, a cancelled
     /// snapshot on the state topic.
     virtual boost::asio::awaitable<result<void>> cancel(const cancel_request& c,
                                                         const jobs::job_status* cancelled) = 0;
-    /// A tombstone for the job on the state topic.
-    virtual boost::asio::awaitable<result<void>> erase(std::string_view id) = 0;
+    /// Erases a job from the state topic: `marker` when given (its key may
+    /// still be repeated), else a tombstone. Also tombstones markers.
+    virtual boost::asio::awaitable<result<void>> erase(std::string_view id, const erased_marker* marker) = 0;
 };
 
 /// The observer's side: its latest report and its live parameters.

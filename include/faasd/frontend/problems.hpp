@@ -32,6 +32,8 @@ inline constexpr problem_type no_report{"no-report", 404, "The observer has not 
 inline constexpr problem_type method_not_allowed{"method-not-allowed", 405, "Method not allowed"};
 inline constexpr problem_type not_finished{"not-finished", 409, "The job has not finished"};
 inline constexpr problem_type already_finished{"already-finished", 409, "The job has already finished"};
+inline constexpr problem_type idempotency_key_consumed{"idempotency-key-consumed", 409,
+                                                       "The job of this idempotency key was already erased"};
 inline constexpr problem_type payload_too_large{"payload-too-large", 413, "The request body is too large"};
 inline constexpr problem_type unsupported_media_type{"unsupported-media-type", 415, "Send application/json"};
 inline constexpr problem_type upgrade_required{"upgrade-required", 426, "Use a WebSocket upgrade"};

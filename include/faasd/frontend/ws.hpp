@@ -3,18 +3,26 @@
 // docs/frontend.md). The server adapter upgrades the connection and hands
 // run_ws_session a ws_connection; everything else is here:
 //
-//   * authentication: at the upgrade (Authorization header or the
-//     faasd.bearer.<token> subprotocol), or with a first message
-//     {"type":"auth","token":...} within auth_timeout; a later auth message
-//     extends the session (same subject only);
+//   * authentication: at the upgrade, before the handshake
+//     (authenticate_upgrade: the Authorization header or the
+//     faasd.bearer.<token> subprotocol; a bad token is answered with a plain
+//     401/403/503 and no upgrade), or, when the upgrade carries no token, with
+//     a first message {"type":"auth","token":...} within auth_timeout (4001
+//     otherwise); a later auth message extends the session (same subject only);
 //   * subscriptions to own job ids or to all own jobs (admins may subscribe to
 //     any id); every change is sent as {"type":"job","job":<Job>};
 //   * the session ends with close code 4002 when the token expires, 1013 when
-//     the client is too slow (1013: its bounded queue is full), 4001 on bad tokens.
+//     the client is too slow (1013: its bounded queue is full), 4001 on a bad
+//     first-message token;
+//   * the hub fans out only live changes: while the replica is still reading
+//     the state topic (set_live(false)) nothing is sent, and when it has caught
+//     up each session gets the current state of the jobs it follows by id.
 //
 // Loop-thread only.
 
 #include <faasd/frontend/app.hpp>
+
+#include <faasd/http/message.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -25,6 +33,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace faasd::frontend {
@@ -60,7 +69,7 @@ public:
 };
 
 struct ws_settings {
-    std::chrono::milliseconds auth_timeout{10000};  ///< for the first auth message
+    std::chrono::milliseconds auth_timeout{5000};   ///< for the first auth message (tokenless upgrades)
     std::size_t max_subscriptions = 1000;           ///< job ids per connection
     std::size_t max_bad_messages = 10;              ///< then close with bad_message
 };
@@ -81,6 +90,18 @@ std::optional<ws_client_message> parse_ws_message(std::string_view text);
 std::optional<std::string> token_from_subprotocols(std::string_view header);
 /// True when the header offers faasd.v1 (the server must then select it).
 bool offers_ws_subprotocol(std::string_view header);
+
+/// What authenticating an upgrade request found: no token at all (the client
+/// may authenticate with its first message), the caller, or the HTTP answer to
+/// send instead of the upgrade (401 with WWW-Authenticate, 403, or 503).
+using upgrade_auth = std::variant<std::monostate, caller, http::response>;
+
+/// Authenticates a WebSocket upgrade before it is accepted. `authorization` is
+/// the Authorization header, if any (scheme `Bearer`, case-insensitive; another
+/// scheme is a 401); `offered_subprotocols` the Sec-WebSocket-Protocol value
+/// (a faasd.bearer.<token> item is used when there is no Authorization header).
+boost::asio::awaitable<upgrade_auth> authenticate_upgrade(frontend_app& app, std::optional<std::string> authorization,
+                                                          std::string offered_subprotocols);
 
 /// Routes job changes to subscribed sessions. One per frontend; registers
 /// itself as a job_store listener for its lifetime.
@@ -109,6 +130,12 @@ public:
     /// Closes every session (shutdown) with going_away.
     void close_all(std::string reason);
 
+    /// Live (the default): every change is fanned out at once. Not live (the
+    /// replica is replaying the state topic): changes are not sent. Going live
+    /// sends each session the current state of the jobs it follows by id.
+    void set_live(bool live);
+    bool live() const noexcept { return live_; }
+
     std::size_t sessions() const noexcept { return sessions_.size(); }
     std::uint64_t events_sent() const noexcept { return sent_; }
     std::uint64_t slow_closes() const noexcept { return slow_closes_; }
@@ -129,11 +156,13 @@ private:
     std::multimap<std::string, session*, std::less<>> by_id_;
     std::uint64_t sent_ = 0;
     std::uint64_t slow_closes_ = 0;
+    bool live_ = true;
 };
 
-/// Runs one WebSocket session to its end. `token` is what the upgrade request
-/// carried (Authorization header or subprotocol), if anything.
-boost::asio::awaitable<void> run_ws_session(ws_connection& conn, std::optional<std::string> token, frontend_app& app,
+/// Runs one accepted WebSocket session to its end. `who` is the caller
+/// authenticated at the upgrade (authenticate_upgrade); without one, the first
+/// message must be an auth message, within ws_settings::auth_timeout.
+boost::asio::awaitable<void> run_ws_session(ws_connection& conn, std::optional<caller> who, frontend_app& app,
                                             ws_hub& hub);
 
 }  // namespace faasd::frontend

@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,11 @@ struct response {
     int status = 200;
     fields headers;
     std::string body;
+    /// Called by the server once the whole response was written to the
+    /// connection (not when the write failed, nor for a response the server
+    /// replaced, e.g. after a handler deadline). Must not throw; runs on the
+    /// connection's executor, so long work should be spawned.
+    std::function<void()> on_written;
 
     /// application/json with the serialised value.
     static response json(int status, const boost::json::value& v);

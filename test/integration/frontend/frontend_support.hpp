@@ -150,8 +150,12 @@ struct frontend_env {
 
 /// Starts run_frontend with a fresh topic prefix, waits until /readyz is 200,
 /// runs body, then shuts the frontend down and waits for it to stop.
+/// `prepare`, if given, runs before the frontend starts (e.g. to create a
+/// topic with special settings); `log`, if given, receives the role's log lines.
 inline void with_frontend(std::function<awaitable<void>(frontend_env&)> body,
-                          std::function<void(roles::frontend_config&)> tweak = {}) {
+                          std::function<void(roles::frontend_config&)> tweak = {},
+                          std::function<awaitable<void>(frontend_env&)> prepare = {},
+                          std::shared_ptr<std::string> log = {}) {
     run_coroutine(
         [&]() -> awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
@@ -168,14 +172,23 @@ inline void with_frontend(std::function<awaitable<void>(frontend_env&)> body,
             cfg.credentials_keys = key;
             cfg.rate_limit = 0;
             if (tweak) tweak(cfg);
+            if (prepare) co_await prepare(fe);
             roles::kafka_config kc;
             kc.brokers = fe.brokers;
             kc.topic_prefix = prefix;
             kc.topic_partitions = 2;
             kc.topic_replication = 1;
 
-            faasd::runtime::role_env env{faasd::logger(std::getenv("FAASD_TEST_FRONTEND_DEBUG") ? log_level::debug : log_level::warn,
-                                                       log_format::text, stderr_sink()),
+            auto sink = stderr_sink();
+            auto level = std::getenv("FAASD_TEST_FRONTEND_DEBUG") ? log_level::debug : log_level::warn;
+            if (log) {
+                level = log_level::debug;
+                sink = [log](std::string_view line) {
+                    log->append(line);
+                    log->push_back('\n');
+                };
+            }
+            faasd::runtime::role_env env{faasd::logger(level, log_format::text, sink),
                                          std::make_shared<faasd::runtime::health>(),
                                          std::make_shared<faasd::runtime::shutdown_signal>(ex), 5s};
             fe.env = &env;

@@ -54,6 +54,30 @@ jobs::job_status terminal_snapshot(const jobs::job_message& m, jobs::job_state s
     return s;
 }
 
+// Built outside coroutines (GCC 12 rejects braced string-literal initialisers
+// inside coroutine bodies: "array used as initializer").
+const std::string forged = "forgedHDR.forgedCLM.forgedSIGq7Zx";
+client::header_list raw_upgrade_headers(const std::string& token) {
+    client::header_list h;
+    h.emplace_back("Connection", "Upgrade");
+    h.emplace_back("Upgrade", "websocket");
+    h.emplace_back("Sec-WebSocket-Version", "13");
+    h.emplace_back("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+    h.emplace_back("Authorization", "Bearer " + token);
+    return h;
+}
+client::header_list authorization(const std::string& value) {
+    client::header_list h;
+    h.emplace_back("Authorization", value);
+    return h;
+}
+std::vector<std::string> protocols(const std::string& token = {}) {
+    std::vector<std::string> p;
+    p.emplace_back("faasd.v1");
+    if (!token.empty()) p.push_back("faasd.bearer." + token);
+    return p;
+}
+
 awaitable<jobs::job_message> job_on_topic(frontend_env& fe, const std::string& id) {
     auto m = co_await fe.find(fe.names.jobs_at_least_once, id);
     REQUIRE(m.has_value());
@@ -215,9 +239,10 @@ TEST_CASE("frontend: a worker's terminal snapshot becomes the result; reading it
         auto body = r.json().as_object();
         CHECK(body.at("output").at("answer").as_int64() == 42);
         CHECK(body.at("state").as_string() == "succeeded");
-        // Read once: erased here and tombstoned on the state topic.
+        // Read once: erased (once the response was written) and tombstoned on the state topic.
+        auto gone = co_await fe.poll("/v1/jobs/" + id, alice, [](const reply& x) { return x.status == 404; }, 10s);
+        CHECK(gone.status == 404);
         CHECK((co_await fe.call("GET", "/v1/jobs/" + id + "/result", alice)).status == 404);
-        CHECK((co_await fe.call("GET", "/v1/jobs/" + id, alice)).status == 404);
         auto tomb = co_await fe.find(fe.names.state, id, [](const kafka::message& m) { return m.tombstone(); });
         CHECK(tomb.has_value());
 
@@ -290,16 +315,86 @@ TEST_CASE("frontend: a WebSocket subscriber gets the job's state changes", "[fro
         auto third = co_await next_state();
         CHECK(third == "succeeded");
 
-        // A bad token on the upgrade: the session closes with 4001.
+        // A bad token on the upgrade: a plain 401, no upgrade (docs/frontend.md, "WebSocket protocol").
         client::ws_client bad;
         client::header_list bad_header{{"Authorization", "Bearer nope"}};
-        auto bad_connected = co_await bad.connect(url, bad_header, protos, 10s);
-        REQUIRE(bad_connected.has_value());
-        while (co_await bad.read()) {
-        }
-        CHECK(bad.close_code() == 4001);
+        int bad_status = 0;
+        auto bad_connected = co_await bad.connect(url, bad_header, protos, 10s, &bad_status);
+        CHECK_FALSE(bad_connected.has_value());
+        CHECK(bad_status == 401);
         co_await ws.close();
     });
+}
+
+TEST_CASE("frontend: WebSocket tokens are checked before the upgrade; tokens never reach the log",
+          "[frontend][integration]") {
+    auto log = std::make_shared<std::string>();
+    std::vector<std::string> secrets;
+    with_frontend(
+        [&](frontend_env& fe) -> awaitable<void> {
+            auto alice = token_of("alice");
+            auto dave = token_of("dave");
+            secrets = {alice, dave, forged};
+            auto url = "ws" + fe.base.substr(4) + "/v1/ws";
+
+            // A raw upgrade request with a bad token: 401 with WWW-Authenticate, not 101.
+            auto raw = co_await client::http_request("GET", fe.base + "/v1/ws", raw_upgrade_headers(forged), {}, 10s);
+            REQUIRE(raw.has_value());
+            CHECK(raw->status == 401);
+            REQUIRE(raw->header("WWW-Authenticate").has_value());
+            CHECK(raw->header("WWW-Authenticate")->find("error=\"invalid_token\"") != std::string_view::npos);
+            CHECK_FALSE(raw->header("Sec-WebSocket-Accept").has_value());
+
+            auto status_of = [&](client::header_list h, std::vector<std::string> protos) -> awaitable<int> {
+                client::ws_client c;
+                int status = 0;
+                auto r = co_await c.connect(url, std::move(h), std::move(protos), 10s, &status);
+                if (!r) co_return status;
+                auto welcome = co_await c.read();
+                co_await c.close();
+                co_return welcome && json::parse(*welcome).at("type").as_string() == "welcome" ? 101 : -1;
+            };
+            // Subprotocol tokens are checked at the upgrade too.
+            CHECK(co_await status_of(client::header_list(), protocols(forged)) == 401);
+            CHECK(co_await status_of(client::header_list(), protocols(alice)) == 101);
+            // The scheme is case-insensitive, as on every route.
+            CHECK(co_await status_of(authorization("bearer " + alice), protocols()) == 101);
+            // Another scheme, or a token without faas-user.
+            CHECK(co_await status_of(authorization("Basic YWxpY2U6eA=="), protocols()) == 401);
+            CHECK(co_await status_of(authorization("Bearer " + dave), protocols()) == 403);
+
+            // No token at the upgrade: the first message authenticates (browsers).
+            {
+                client::ws_client c;
+                auto r = co_await c.connect(url, client::header_list(), protocols(), 10s);
+                REQUIRE(r.has_value());
+                REQUIRE((co_await c.write("{\"type\":\"auth\",\"token\":\"" + alice + "\"}")).has_value());
+                auto welcome = co_await c.read();
+                REQUIRE(welcome.has_value());
+                CHECK(json::parse(*welcome).at("type").as_string() == "welcome");
+                co_await c.close();
+            }
+            {
+                client::ws_client c;
+                REQUIRE((co_await c.connect(url, client::header_list(), protocols(), 10s)).has_value());
+                REQUIRE((co_await c.write("{\"type\":\"auth\",\"token\":\"" + forged + "\"}")).has_value());
+                while (co_await c.read()) {
+                }
+                CHECK(c.close_code() == 4001);
+            }
+            // A plain GET without the upgrade.
+            CHECK((co_await fe.call("GET", "/v1/ws", alice)).status == 426);
+            // And the HTTP routes, with good and bad tokens.
+            CHECK((co_await fe.call("GET", "/v1/jobs", alice)).status == 200);
+            CHECK((co_await fe.call("GET", "/v1/jobs", forged)).status == 401);
+        },
+        {}, {}, log);
+    INFO("captured " << log->size() << " bytes of log");
+    CHECK(log->find("ws.opened") != std::string::npos);  // the debug log was captured
+    for (const auto& t : secrets) {
+        CHECK(log->find(t) == std::string::npos);
+        CHECK(log->find(t.substr(t.rfind('.') + 1)) == std::string::npos);  // not even the signature
+    }
 }
 
 TEST_CASE("frontend: observer report and config; admin only for config", "[frontend][integration]") {

@@ -120,3 +120,52 @@ TEST_CASE("cli: human output", "[frontend][unit]") {
     CHECK(exit_status_for("cancelled") == 1);
     CHECK(event_line(job).find("01J  failed  on w1  (exit_nonzero)") != std::string::npos);
 }
+
+TEST_CASE("cli: watch ends when every job finished or is gone", "[frontend][unit]") {
+    using faasd::client::watch_tracker;
+    SECTION("all succeeded: 0") {
+        watch_tracker t({"A", "B"});
+        t.on_state("A", "queued");
+        t.on_state("A", "running");
+        CHECK_FALSE(t.outcome());
+        t.on_state("A", "succeeded");
+        CHECK_FALSE(t.outcome());  // B is still open
+        t.on_state("B", "succeeded");
+        CHECK(t.outcome() == 0);
+    }
+    SECTION("one failed: 1") {
+        watch_tracker t({"A", "B"});
+        t.on_state("A", "succeeded");
+        t.on_state("B", "cancelled");
+        CHECK(t.outcome() == 1);
+    }
+    SECTION("an erased job ends the watch instead of blocking it forever") {
+        watch_tracker t({"A"});
+        t.on_state("A", "running");
+        CHECK_FALSE(t.outcome());
+        t.on_gone("A");  // e.g. its result was read by another client
+        CHECK(t.outcome() == 3);
+    }
+    SECTION("seen finished, then erased: the outcome stands") {
+        watch_tracker t({"A"});
+        t.on_state("A", "failed");
+        t.on_gone("A");
+        CHECK(t.outcome() == 1);
+        watch_tracker u({"A"});
+        u.on_state("A", "succeeded");
+        u.on_gone("A");
+        CHECK(u.outcome() == 0);
+    }
+    SECTION("unknown at the start (404)") {
+        watch_tracker t({"A", "B"});
+        t.on_gone("B");
+        CHECK_FALSE(t.outcome());
+        t.on_state("A", "succeeded");
+        CHECK(t.outcome() == 3);
+    }
+    SECTION("watching every job never ends by itself") {
+        watch_tracker t({});
+        t.on_state("A", "succeeded");
+        CHECK_FALSE(t.outcome());
+    }
+}

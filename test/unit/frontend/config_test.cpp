@@ -48,7 +48,18 @@ TEST_CASE("frontend config: defaults and validation", "[frontend][unit]") {
     CHECK(s.submit_rate == 20);
     CHECK(s.max_unfinished_per_user == 100);
     CHECK(s.max_wait == std::chrono::seconds(60));
+    CHECK(s.finished_retention == std::chrono::hours(72));
+    CHECK(p.fe.oidc_accept_azp);  // docs/security.md rule 14: on in the frontend
     CHECK_FALSE(s.bench_hello);
+    {
+        parsed r;
+        parse(r, {"--oidc-issuer", "http://kc/realms/faas", "--finished-retention", "2s", "--oidc-discovery-url",
+                  "http://keycloak:8080/realms/faas"});
+        r.fe.credentials_keys = valid_ring;
+        REQUIRE_NOTHROW(r.fe.validate());
+        CHECK(r.fe.settings().finished_retention == std::chrono::seconds(2));
+        CHECK(r.fe.oidc_discovery_url == "http://keycloak:8080/realms/faas");
+    }
 
     auto bad = [&](std::vector<std::string> args) {
         parsed q;
@@ -70,6 +81,9 @@ TEST_CASE("frontend config: defaults and validation", "[frontend][unit]") {
     bad({"--rate-limit", "-1"});
     bad({"--max-wait", "1h"});
     bad({"--oidc-jwks-file", "/nonexistent/jwks.json"});
+    bad({"--finished-retention", "0s"});
+    bad({"--finished-retention", "forever"});
+    bad({"--oidc-discovery-url", "keycloak:8080"});
     parsed badkey;
     parse(badkey, {"--oidc-issuer", "http://kc/realms/faas"});
     badkey.fe.credentials_keys = "k1:x";  // not 32 bytes
@@ -131,5 +145,8 @@ TEST_CASE("frontend config: config/frontend.example.toml is valid and matches th
     CHECK(p.fe.max_result == defaults.max_result);
     CHECK(p.fe.ws_queue == defaults.ws_queue);
     CHECK(p.fe.allow_file_repos == defaults.allow_file_repos);
+    CHECK(p.fe.finished_retention == defaults.finished_retention);
+    CHECK(p.fe.oidc_accept_azp == defaults.oidc_accept_azp);
+    CHECK(p.fe.oidc_discovery_url.empty());
     CHECK(p.kafka.topic_prefix == "faasd.");
 }

@@ -69,7 +69,8 @@ struct fake_publisher : fe::job_publisher {
     std::vector<jobs::job_message> messages;
     std::vector<jobs::job_status> snapshots;
     std::vector<fe::cancel_request> cancels;
-    std::vector<std::string> erased;
+    std::vector<std::string> erased;                    ///< ids tombstoned or marked, in order
+    std::vector<fe::erased_marker> markers;             ///< markers written
     bool fail = false;
     std::chrono::milliseconds delay{0};
 
@@ -94,9 +95,11 @@ struct fake_publisher : fe::job_publisher {
         if (s) snapshots.push_back(*s);
         co_return result<void>{};
     }
-    awaitable<result<void>> erase(std::string_view id) override {
+    awaitable<result<void>> erase(std::string_view id, const fe::erased_marker* marker) override {
+        co_await pause();
         if (fail) co_return errc::unavailable;
         erased.emplace_back(id);
+        if (marker) markers.push_back(*marker);
         co_return result<void>{};
     }
 };
@@ -160,8 +163,11 @@ struct harness {
         return r;
     }
 
-    /// Runs one request to completion (or throws after 5 s).
-    fe::dispatch_result run(const http::request& req) {
+    /// Runs one request to completion (or throws after 5 s). Like the server
+    /// after a successful write, calls the response's on_written (unless
+    /// `written` is false: the write failed) and lets the background tasks
+    /// it starts finish.
+    fe::dispatch_result run(const http::request& req, bool written = true) {
         std::optional<fe::dispatch_result> out;
         std::exception_ptr err;
         asio::co_spawn(ioc, app->handle(req), [&](std::exception_ptr e, fe::dispatch_result r) {
@@ -173,13 +179,34 @@ struct harness {
         while (!out && !err && std::chrono::steady_clock::now() < deadline) ioc.run_for(std::chrono::milliseconds(10));
         if (err) std::rethrow_exception(err);
         if (!out) throw std::runtime_error("request did not finish in 5 s");
+        if (written && out->res.on_written) out->res.on_written();
+        out->res.on_written = nullptr;
+        settle();
         return std::move(*out);
+    }
+
+    /// Runs the io_context until no background task is left (or 5 s).
+    void settle() {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        do {
+            ioc.restart();
+            ioc.poll();
+            if (app->background() == 0) break;
+            ioc.run_for(std::chrono::milliseconds(5));
+        } while (std::chrono::steady_clock::now() < deadline);
+        if (app->background() != 0) throw std::runtime_error("background tasks did not finish in 5 s");
     }
 
     http::response call(std::string method, std::string target, std::string token = {}, std::string body = {},
                         std::vector<std::pair<std::string, std::string>> headers = {}) {
         if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
         return run(make(std::move(method), std::move(target), std::move(body), std::move(headers))).res;
+    }
+
+    /// Like call(), for a response whose write failed (the client went away).
+    http::response call_unwritten(std::string method, std::string target, std::string token) {
+        std::vector<std::pair<std::string, std::string>> headers{{"Authorization", "Bearer " + token}};
+        return run(make(std::move(method), std::move(target), {}, std::move(headers)), false).res;
     }
 
     /// Submits a minimal valid job as `token`; returns the job id (throws unless 202).

@@ -1,9 +1,14 @@
 #include "fakes.hpp"
 
+#include <faasd/frontend/limits.hpp>
 #include <faasd/frontend/problems.hpp>
+#include <faasd/frontend/retention.hpp>
 
 #include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
 
 using namespace faasd;
 using namespace faasd::test::frontend;
@@ -155,6 +160,15 @@ TEST_CASE("frontend: submit", "[frontend][unit]") {
     CHECK(job.at("links").at("result").as_string() == "/v1/jobs/" + id + "/result");
     CHECK(g.body.find("SUPER-SECRET") == std::string::npos);
 
+    SECTION("the clear credentials are wiped from the request body once sealed") {
+        auto req = harness::make("POST", "/v1/jobs", full_job,
+                                 {{"Authorization", "Bearer alice-token"}, {"Content-Type", "application/json"}});
+        const auto size = req.body.size();
+        REQUIRE(h.run(req).res.status == 202);
+        CHECK(req.body.size() == size);
+        CHECK(req.body.find("SUPER-SECRET") == std::string::npos);
+        CHECK(std::all_of(req.body.begin(), req.body.end(), [](char ch) { return ch == '\0'; }));
+    }
     SECTION("no credentials: nothing is sealed") {
         h.submit("alice-token");
         CHECK(h.sealer.calls == 1);
@@ -199,6 +213,27 @@ TEST_CASE("frontend: submit refusals", "[frontend][unit]") {
         CHECK(r.headers.get("Retry-After") == "1");
         CHECK(h.store.view().size() == 0);
         CHECK(h.app->pending_per_user().empty());
+    }
+    SECTION("string limits: env values and entry arguments") {
+        frontend::frontend_settings small;
+        small.job.max_string_length = 8;
+        harness t(small);
+        auto submit = [&](const std::string& body) { return t.call("POST", "/v1/jobs", "alice-token", body); };
+        auto pointer = [](const http::response& r) {
+            return std::string(body_of(r).at("errors").as_array().at(0).at("pointer").as_string());
+        };
+        const std::string repo = R"("repo":{"url":"https://h/r","ref":"m"})";
+        CHECK(submit("{" + repo + R"(,"env":{"FN_A":"12345678"}})").status == 202);
+        auto env = submit("{" + repo + R"(,"env":{"FN_A":"123456789"}})");
+        REQUIRE(env.status == 400);
+        CHECK(pointer(env) == "/env/FN_A");
+        CHECK(submit("{" + repo + R"(,"entry":["run","12345678"]})").status == 202);
+        auto arg = submit("{" + repo + R"(,"entry":["run","123456789"]})");
+        REQUIRE(arg.status == 400);
+        CHECK(pointer(arg) == "/entry/1");
+        auto cmd = submit("{" + repo + R"(,"entry":["123456789"]})");
+        REQUIRE(cmd.status == 400);
+        CHECK(pointer(cmd) == "/entry/0");
     }
     SECTION("sealing unavailable: 503") {
         h.sealer.fail = true;
@@ -284,15 +319,179 @@ TEST_CASE("frontend: idempotency keys", "[frontend][unit]") {
         CHECK(submit("alice-token", std::string(256, 'k')).status == 400);
         CHECK(submit("alice-token", "has space").status == 400);
     }
-    SECTION("the key survives erasure as a fresh job") {
+    SECTION("after the job was erased, its key answers 409 idempotency-key-consumed and runs nothing") {
         h.advance(id, jobs::job_state::succeeded);
         CHECK(h.call("GET", "/v1/jobs/" + id + "/result", "alice-token").status == 200);
         CHECK(h.call("GET", "/v1/jobs/" + id, "alice-token").status == 404);
+        // A marker, not a tombstone: the key is still within its window.
+        REQUIRE(h.pub.markers.size() == 1);
+        CHECK(h.pub.markers[0].id == id);
+        CHECK(h.pub.markers[0].owner == "alice");
+        CHECK(h.pub.markers[0].idempotency_key == "key-1");
+        CHECK(h.pub.markers[0].submitted_at == t0_ms);
         h.clk.t += 1000;
-        auto fresh = submit("alice-token", "key-1");
-        CHECK(fresh.status == 202);
-        CHECK_FALSE(fresh.headers.get("Idempotent-Replayed"));
-        CHECK(h.call("GET", "/v1/jobs/" + id, "alice-token").status == 200);
+        auto repeat = submit("alice-token", "key-1");
+        CHECK(repeat.status == 409);
+        CHECK(type_of(repeat) == problem("idempotency-key-consumed"));
+        CHECK(body_of(repeat).at("id").as_string() == id);
+        CHECK(body_of(repeat).at("state").as_string() == "erased");
+        CHECK(h.pub.messages.size() == 1);  // no second run under the same id
+        CHECK(h.call("GET", "/v1/jobs/" + id, "alice-token").status == 404);
+        // Still so from the next bucket, while the window lasts.
+        h.clk.t = t0_ms + 24 * 3'600'000 - 1;
+        CHECK(submit("alice-token", "key-1").status == 409);
+        // Other users' keys are theirs.
+        CHECK(submit("bob-token", "key-1").status == 202);
+        // Once the window has passed, the key makes a new job under a new id.
+        h.clk.t = t0_ms + 24 * 3'600'000;
+        auto later = submit("alice-token", "key-1");
+        CHECK(later.status == 202);
+        CHECK(body_of(later).at("id").as_string() != id);
+    }
+    SECTION("a late snapshot of the erased job does not bring it back") {
+        auto snap = *h.store.view().get(id);
+        h.advance(id, jobs::job_state::succeeded);
+        REQUIRE(h.call("GET", "/v1/jobs/" + id + "/result", "alice-token").status == 200);
+        snap.state = jobs::job_state::running;
+        snap.updated_at = h.clk.t + 10;
+        CHECK(h.store.apply(snap) == jobs::apply_outcome::ignored);
+        CHECK(h.call("GET", "/v1/jobs/" + id, "alice-token").status == 404);
+        CHECK(submit("alice-token", "key-1").status == 409);
+    }
+    SECTION("a job without a key leaves a tombstone") {
+        auto plain = h.submit("alice-token");
+        h.advance(plain, jobs::job_state::succeeded);
+        REQUIRE(h.call("GET", "/v1/jobs/" + plain + "/result", "alice-token").status == 200);
+        CHECK(h.pub.erased == std::vector<std::string>{plain});
+        CHECK(h.pub.markers.empty());
+        CHECK(h.store.marker(plain) == nullptr);
+    }
+}
+
+TEST_CASE("frontend: erased markers on the state topic", "[frontend][unit]") {
+    frontend::erased_marker m{"01ARZ3NDEKTSV4RRFFQ69G5FAV", "alice", "key-1", t0_ms, t0_ms + 5};
+    auto text = frontend::encode_marker(m);
+    CHECK(frontend::decode_marker(text) == m);
+    CHECK_FALSE(jobs::decode_job_status(text).has_value());  // never mistaken for a snapshot
+    jobs::job_status s;
+    s.id = m.id;
+    s.owner.subject = "alice";
+    s.submitted_at = t0_ms;
+    CHECK_FALSE(frontend::decode_marker(jobs::encode(s)).has_value());
+    CHECK_FALSE(frontend::decode_marker("{\"erased\":false}").has_value());
+    CHECK_FALSE(frontend::decode_marker("not json").has_value());
+
+    const auto day = std::chrono::hours(24);
+    CHECK_FALSE(frontend::marker_for(s, t0_ms + 1, day));  // no key: a tombstone
+    s.idempotency_key = "key-1";
+    auto made = frontend::marker_for(s, t0_ms + 1, day);
+    REQUIRE(made);
+    CHECK(made->erased_at == t0_ms + 1);
+    CHECK_FALSE(frontend::marker_for(s, t0_ms + 24 * 3'600'000, day));  // the window has passed
+    CHECK_FALSE(frontend::marker_expired(m, t0_ms + 24 * 3'600'000 - 1, day));
+    CHECK(frontend::marker_expired(m, t0_ms + 24 * 3'600'000, day));
+
+    // A marker read from the topic erases the job and is remembered; a tombstone drops it.
+    harness h;
+    auto id = h.submit("alice-token");
+    frontend::erased_marker read{id, "alice", "k", t0_ms, t0_ms};
+    h.store.erase(id, read);
+    CHECK_FALSE(h.store.view().contains(id));
+    REQUIRE(h.store.marker(id));
+    CHECK(*h.store.marker(id) == read);
+    CHECK(h.store.markers_memory_bytes() > 0);
+    h.store.erase(id);
+    CHECK(h.store.marker(id) == nullptr);
+}
+
+TEST_CASE("frontend: the retention sweep erases finished jobs and expired markers", "[frontend][unit]") {
+    frontend::frontend_settings s;
+    s.finished_retention = std::chrono::hours(72);
+    harness h(s);
+    auto sweep = [&](jobs::unix_ms now) {
+        std::optional<frontend::sweep_result> out;
+        asio::co_spawn(h.ioc, frontend::sweep_once(*h.app, now, 2, 3), [&](std::exception_ptr e, frontend::sweep_result r) {
+            if (e) std::rethrow_exception(e);
+            out = r;
+        });
+        h.ioc.restart();
+        h.ioc.run_for(std::chrono::seconds(2));
+        REQUIRE(out);
+        return *out;
+    };
+    const jobs::unix_ms hour = 3'600'000;
+    auto running = h.submit("alice-token");
+    auto done = h.submit("alice-token");
+    auto keyed = h.call("POST", "/v1/jobs", "bob-token", R"({"repo":{"url":"https://h/r","ref":"m"}})",
+                        {{"Idempotency-Key", "k"}});
+    auto keyed_id = std::string(body_of(keyed).at("id").as_string());
+    std::vector<std::string> many;
+    for (int i = 0; i < 7; ++i) many.push_back(h.submit("carol-token"));
+    h.advance(running, jobs::job_state::running);
+    h.advance(done, jobs::job_state::succeeded);
+    h.advance(keyed_id, jobs::job_state::failed);
+    for (auto& id : many) h.advance(id, jobs::job_state::cancelled);
+    const auto finished = h.clk.t + 5;
+
+    SECTION("nothing is erased before the retention has passed") {
+        auto r = sweep(finished + 72 * hour - 1);
+        CHECK(r.erased == 0);
+        CHECK(r.scanned == 10);
+        CHECK(h.pub.erased.empty());
+        CHECK(h.store.view().size() == 10);
+    }
+    SECTION("finished jobs go after the retention; unfinished ones stay; a second sweep does nothing") {
+        auto r = sweep(finished + 72 * hour);
+        CHECK(r.erased == 9);
+        CHECK(r.failed == 0);
+        CHECK(h.store.view().size() == 1);
+        CHECK(h.store.view().contains(running));
+        CHECK(h.pub.markers.empty());  // the key's window (24 h) is long gone: tombstones
+        auto second = sweep(finished + 73 * hour);
+        CHECK(second.erased == 0);
+        CHECK(h.pub.erased.size() == 9);
+        // Owners whose lists are empty are forgotten.
+        CHECK(h.store.owners() == std::set<std::string, std::less<>>{"alice"});
+    }
+    SECTION("with a retention shorter than the key's window, a keyed job leaves a marker, tombstoned later") {
+        frontend::frontend_settings quick;
+        quick.finished_retention = std::chrono::hours(1);
+        harness q(quick);
+        auto k = q.call("POST", "/v1/jobs", "bob-token", R"({"repo":{"url":"https://h/r","ref":"m"}})",
+                        {{"Idempotency-Key", "k"}});
+        auto kid = std::string(body_of(k).at("id").as_string());
+        q.advance(kid, jobs::job_state::succeeded);
+        auto run = [&](jobs::unix_ms now) {
+            std::optional<frontend::sweep_result> out;
+            asio::co_spawn(q.ioc, frontend::sweep_once(*q.app, now), [&](std::exception_ptr e, frontend::sweep_result r) {
+                if (e) std::rethrow_exception(e);
+                out = r;
+            });
+            q.ioc.restart();
+            q.ioc.run_for(std::chrono::seconds(2));
+            REQUIRE(out);
+            return *out;
+        };
+        CHECK(run(t0_ms + 2 * hour).erased == 1);
+        REQUIRE(q.pub.markers.size() == 1);
+        CHECK(q.store.marker(kid));
+        q.clk.t = t0_ms + 3 * hour;
+        CHECK(q.call("POST", "/v1/jobs", "bob-token", R"({"repo":{"url":"https://h/r","ref":"m"}})",
+                     {{"Idempotency-Key", "k"}})
+                  .status == 409);
+        auto later = run(t0_ms + 24 * hour);
+        CHECK(later.markers_tombstoned == 1);
+        CHECK(q.store.marker(kid) == nullptr);
+        CHECK(q.pub.erased == std::vector<std::string>{kid, kid});
+    }
+    SECTION("Kafka down: nothing is erased, the next sweep retries") {
+        h.pub.fail = true;
+        auto r = sweep(finished + 72 * hour);
+        CHECK(r.erased == 0);
+        CHECK(r.failed == 9);
+        CHECK(h.store.view().size() == 10);
+        h.pub.fail = false;
+        CHECK(sweep(finished + 72 * hour).erased == 9);
     }
 }
 
@@ -441,6 +640,30 @@ TEST_CASE("frontend: results", "[frontend][unit]") {
         CHECK(h.call("GET", "/v1/jobs/" + id + "/result", "alice-token").status == 200);
         CHECK(h.store.view().contains(id));
     }
+    SECTION("the job is erased only after the result was written: a failed write loses nothing") {
+        h.advance(id, jobs::job_state::succeeded, R"({"answer": 42})");
+        auto lost = h.call_unwritten("GET", "/v1/jobs/" + id + "/result", "alice-token");
+        CHECK(lost.status == 200);
+        CHECK(h.pub.erased.empty());
+        CHECK(h.store.view().contains(id));
+        // The client asks again and gets its result; now it is erased.
+        auto r = h.call("GET", "/v1/jobs/" + id + "/result", "alice-token");
+        REQUIRE(r.status == 200);
+        CHECK(body_of(r).at("output").at("answer").as_int64() == 42);
+        CHECK(h.pub.erased == std::vector<std::string>{id});
+        CHECK_FALSE(h.store.view().contains(id));
+    }
+    SECTION("the handler itself never erases: that is the written response's hook") {
+        h.advance(id, jobs::job_state::succeeded);
+        auto d = h.run(harness::make("GET", "/v1/jobs/" + id + "/result", {}, {{"Authorization", "Bearer alice-token"}}),
+                       false);
+        CHECK(h.pub.erased.empty());
+        auto keep = h.run(harness::make("GET", "/v1/jobs/" + id + "/result?keep=true", {},
+                                        {{"Authorization", "Bearer alice-token"}}),
+                          false);
+        CHECK(d.res.status == 200);
+        CHECK(keep.res.status == 200);
+    }
     SECTION("long-poll: answers when the job finishes") {
         asio::steady_timer t(h.ioc, std::chrono::milliseconds(100));
         t.async_wait([&](boost::system::error_code) { h.advance(id, jobs::job_state::running); });
@@ -539,11 +762,11 @@ TEST_CASE("frontend: observer report and config", "[frontend][unit]") {
     CHECK(h.call("PUT", "/v1/observer/config", "carol-token", R"({"min_workers": 2})").status == 503);
 }
 
-TEST_CASE("frontend: websocket route over plain HTTP and the bench route", "[frontend][unit]") {
+TEST_CASE("frontend: the websocket route is the server's, and the bench route", "[frontend][unit]") {
     harness h;
-    CHECK(h.call("GET", "/v1/ws").status == 401);
-    auto r = h.call("GET", "/v1/ws", "alice-token");
-    CHECK(r.status == 426);
+    // GET /v1/ws is upgraded (or answered 426) by the HTTP server; it has no handler here.
+    CHECK(h.call("GET", "/v1/ws", "alice-token").status == 404);
+    for (const auto& r : frontend::route_table()) CHECK((r.fn == nullptr) == r.websocket);
     CHECK(h.call("GET", "/v1/bench/hello").status == 404);
     frontend::frontend_settings s;
     s.bench_hello = true;

@@ -255,3 +255,71 @@ TEST_CASE("oidc: static JWKS file", "[frontend][unit]") {
     CHECK(who->has_value());
     CHECK(idp.discovery_fetches == 0);
 }
+
+TEST_CASE("oidc: a discovery URL fetches through an internal address and still checks the public issuer",
+          "[frontend][unit]") {
+    // The public issuer is not reachable from here; the same IdP answers at an
+    // internal address with documents that name the public issuer.
+    const std::string internal = "http://keycloak.internal:8080/realms/faas";
+    fake_idp idp;
+    std::vector<std::string> fetched;
+    std::string doc_issuer = issuer;
+    fe::fetch_fn fetch = [&](std::string url) -> awaitable<result<std::string>> {
+        fetched.push_back(url);
+        if (url == internal + "/.well-known/openid-configuration")
+            co_return boost::json::serialize(
+                boost::json::object{{"issuer", doc_issuer}, {"jwks_uri", issuer + "/protocol/openid-connect/certs"}});
+        if (url == internal + "/protocol/openid-connect/certs") co_return idp.jwks();
+        co_return errc::unavailable;  // the public address, or anything else
+    };
+    for (const std::string& discovery_url :
+         {internal, internal + "/", internal + "/.well-known/openid-configuration"}) {
+        INFO(discovery_url);
+        asio::io_context ioc;
+        fake_clock clk;
+        crypto::verifier v(policy());
+        fe::oidc_keys::options o;
+        o.issuer = issuer;
+        o.discovery_url = discovery_url;
+        fe::oidc_keys keys(ioc.get_executor(), o, fetch, v, logger::null());
+        fe::oidc_authenticator authn(v, keys, clk);
+        fetched.clear();
+        bool refreshed = false;
+        std::optional<result<fe::caller>> who;
+        run(ioc, [&]() -> awaitable<void> {
+            refreshed = co_await keys.refresh();
+            who = co_await authn.authenticate(idp.token(clk));
+        });
+        CHECK(refreshed);
+        REQUIRE(who->has_value());
+        CHECK((*who)->identity.username == "alice");
+        CHECK(fetched == std::vector<std::string>{internal + "/.well-known/openid-configuration",
+                                                  internal + "/protocol/openid-connect/certs"});
+    }
+    SECTION("a document naming another issuer is refused, wherever it comes from") {
+        doc_issuer = internal;
+        asio::io_context ioc;
+        crypto::verifier v(policy());
+        fe::oidc_keys::options o;
+        o.issuer = issuer;
+        o.discovery_url = internal;
+        fe::oidc_keys keys(ioc.get_executor(), o, fetch, v, logger::null());
+        bool refreshed = true;
+        run(ioc, [&]() -> awaitable<void> { refreshed = co_await keys.refresh(); });
+        CHECK_FALSE(refreshed);
+        CHECK_FALSE(keys.loaded());
+    }
+    SECTION("the fetch plan") {
+        auto none = fe::plan_oidc_fetch(issuer + "/", "");
+        CHECK(none.discovery == issuer + "/.well-known/openid-configuration");
+        CHECK(none.rebase.empty());
+        CHECK(fe::jwks_fetch_url(none, issuer, issuer + "/certs") == issuer + "/certs");
+        auto p = fe::plan_oidc_fetch(issuer, internal);
+        CHECK(p.rebase == internal);
+        // Only a jwks_uri under the issuer is moved; another host is fetched as named.
+        CHECK(fe::jwks_fetch_url(p, issuer, issuer + "/protocol/openid-connect/certs") ==
+              internal + "/protocol/openid-connect/certs");
+        CHECK(fe::jwks_fetch_url(p, issuer, "https://keys.example/jwks") == "https://keys.example/jwks");
+        CHECK(fe::jwks_fetch_url(p, issuer, issuer + "x/certs") == issuer + "x/certs");
+    }
+}

@@ -154,3 +154,22 @@ TEST_CASE("frontend: idempotent job ids", "[frontend][unit]") {
     CHECK_FALSE(is_valid_idempotency_key("ünï"));
     CHECK(sha256("abc").size() == 32);
 }
+
+TEST_CASE("frontend: job ids come from a CSPRNG and keep the ULID shape", "[frontend][unit]") {
+    random_ids ids(4);  // small batches: several refills
+    const std::int64_t now = 1'800'000'000'000;
+    std::set<std::string> seen;
+    std::set<std::string> tails;
+    for (int i = 0; i < 1000; ++i) {
+        auto id = ids.next(now + i);
+        CHECK(is_job_id(id));
+        CHECK(job_id_time_ms(id) == static_cast<std::uint64_t>(now + i));
+        seen.insert(id);
+        tails.insert(id.substr(10));  // the 80 random bits
+    }
+    CHECK(seen.size() == 1000);
+    CHECK(tails.size() == 1000);
+    // Two sources do not share a sequence (a seeded PRNG with a guessable seed would).
+    random_ids other(4);
+    CHECK(other.next(now).substr(10) != random_ids(4).next(now).substr(10));
+}

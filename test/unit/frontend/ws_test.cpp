@@ -8,16 +8,45 @@ namespace json = boost::json;
 
 namespace {
 
-// Runs a WebSocket session in the harness's io_context while `script` drives it.
+// Authenticates an upgrade request as the role does before accepting it.
+fe::upgrade_auth upgrade(harness& h, std::optional<std::string> authorization, std::string offered = {}) {
+    std::optional<fe::upgrade_auth> out;
+    asio::co_spawn(h.ioc, fe::authenticate_upgrade(*h.app, std::move(authorization), std::move(offered)),
+                   [&](std::exception_ptr e, fe::upgrade_auth a) {
+                       if (e) std::rethrow_exception(e);
+                       out = std::move(a);
+                   });
+    h.ioc.restart();
+    h.ioc.run_for(std::chrono::seconds(1));
+    REQUIRE(out.has_value());
+    return std::move(*out);
+}
+
+// Runs a WebSocket session in the harness's io_context while the test drives
+// it. With a token, the upgrade carries "Authorization: Bearer <token>" and is
+// authenticated first, as the role does: a refused token is answered with
+// `refused` and no session runs.
 struct ws_run {
     harness& h;
     fe::ws_hub hub;
     fake_ws conn;
     bool done = false;
+    std::optional<http::response> refused;
 
     ws_run(harness& hh, std::optional<std::string> token, fe::ws_settings s = {}, std::size_t cap = 100)
         : h(hh), hub(hh.store, s), conn(hh.ioc.get_executor(), cap) {
-        asio::co_spawn(h.ioc, fe::run_ws_session(conn, std::move(token), *h.app, hub),
+        std::optional<fe::caller> who;
+        if (token) {
+            auto a = upgrade(h, "Bearer " + *token);
+            if (auto* r = std::get_if<http::response>(&a)) {
+                refused = std::move(*r);
+                done = true;
+                return;
+            }
+            REQUIRE(std::holds_alternative<fe::caller>(a));
+            who = std::get<fe::caller>(a);
+        }
+        asio::co_spawn(h.ioc, fe::run_ws_session(conn, std::move(who), *h.app, hub),
                        [this](std::exception_ptr e) {
                            done = true;
                            if (e) std::rethrow_exception(e);
@@ -186,8 +215,18 @@ TEST_CASE("ws: authentication", "[frontend][unit]") {
         w.conn.hang_up();
         CHECK(w.wait_done());
     }
-    SECTION("a bad token closes with 4001") {
+    SECTION("a bad token at the upgrade is a plain 401 with WWW-Authenticate: no session") {
         ws_run w(h, std::string("forged"));
+        REQUIRE(w.refused);
+        CHECK(w.refused->status == 401);
+        CHECK(w.refused->headers.get("WWW-Authenticate") == R"(Bearer realm="faasd", error="invalid_token")");
+        CHECK_FALSE(w.conn.closed);
+        CHECK(w.conn.sent.empty());
+        CHECK(w.hub.sessions() == 0);
+    }
+    SECTION("a bad first-message token closes with 4001") {
+        ws_run w(h, std::nullopt);
+        w.say(R"({"type":"auth","token":"forged"})");
         CHECK(w.wait_done());
         REQUIRE(w.conn.closed);
         CHECK(w.conn.closed->first == fe::ws_close::unauthorized);
@@ -207,10 +246,17 @@ TEST_CASE("ws: authentication", "[frontend][unit]") {
         CHECK(w.conn.closed->first == fe::ws_close::unauthorized);
         CHECK(w.conn.closed->second == "authentication timeout");
     }
-    SECTION("no faas-user role closes with 4003") {
+    SECTION("no faas-user role: 403 at the upgrade, 4003 after a first message") {
         ws_run w(h, std::string("dave-token"));
-        CHECK(w.wait_done());
-        CHECK(w.conn.closed->first == fe::ws_close::forbidden);
+        REQUIRE(w.refused);
+        CHECK(w.refused->status == 403);
+        ws_run w2(h, std::nullopt);
+        w2.say(R"({"type":"auth","token":"dave-token"})");
+        CHECK(w2.wait_done());
+        CHECK(w2.conn.closed->first == fe::ws_close::forbidden);
+    }
+    SECTION("the default first-message deadline is short") {
+        CHECK(fe::ws_settings{}.auth_timeout <= std::chrono::seconds(5));
     }
     SECTION("re-authentication may extend, not switch users") {
         ws_run w(h, std::string("alice-token"));
@@ -222,6 +268,73 @@ TEST_CASE("ws: authentication", "[frontend][unit]") {
         CHECK(w.wait_done());
         CHECK(w.conn.closed->first == fe::ws_close::forbidden);
     }
+}
+
+TEST_CASE("ws: the upgrade is authenticated before it is accepted", "[frontend][unit]") {
+    harness h;
+    auto subject = [](const fe::upgrade_auth& a) {
+        auto* c = std::get_if<fe::caller>(&a);
+        return c ? c->subject() : std::string("-");
+    };
+    auto status = [](const fe::upgrade_auth& a) {
+        auto* r = std::get_if<http::response>(&a);
+        return r ? r->status : 0;
+    };
+    // The Bearer scheme is case-insensitive, as on every HTTP route.
+    CHECK(subject(upgrade(h, std::string("Bearer alice-token"))) == "alice");
+    CHECK(subject(upgrade(h, std::string("bearer alice-token"))) == "alice");
+    CHECK(subject(upgrade(h, std::string("BEARER  alice-token "))) == "alice");
+    // A token offered as a subprotocol, for browsers.
+    CHECK(subject(upgrade(h, std::nullopt, "faasd.v1, faasd.bearer.bob-token")) == "bob");
+    // Refusals are plain HTTP answers.
+    auto bad_header = upgrade(h, std::string("Bearer forged"));
+    REQUIRE(status(bad_header) == 401);
+    CHECK(std::get<http::response>(bad_header).headers.get("WWW-Authenticate") ==
+          R"(Bearer realm="faasd", error="invalid_token")");
+    auto bad_proto = upgrade(h, std::nullopt, "faasd.v1, faasd.bearer.forged");
+    REQUIRE(status(bad_proto) == 401);
+    CHECK(std::get<http::response>(bad_proto).headers.get("WWW-Authenticate"));
+    auto other_scheme = upgrade(h, std::string("Basic YWxpY2U6cHc="));
+    REQUIRE(status(other_scheme) == 401);
+    CHECK(std::get<http::response>(other_scheme).headers.get("WWW-Authenticate") == R"(Bearer realm="faasd")");
+    CHECK(status(upgrade(h, std::string("Bearer dave-token"))) == 403);
+    CHECK(status(upgrade(h, std::string("Bearer keys-unavailable"))) == 503);
+    // The header wins over a subprotocol token.
+    CHECK(status(upgrade(h, std::string("Bearer forged"), "faasd.bearer.alice-token")) == 401);
+    // No token at all: the session may authenticate with its first message.
+    CHECK(std::holds_alternative<std::monostate>(upgrade(h, std::nullopt, "faasd.v1")));
+    CHECK(std::holds_alternative<std::monostate>(upgrade(h, std::nullopt)));
+}
+
+TEST_CASE("ws: nothing is fanned out before the replica caught up; then the current states", "[frontend][unit]") {
+    harness h;
+    auto mine = h.submit("alice-token");
+    ws_run w(h, std::string("alice-token"));
+    w.say(R"({"type":"subscribe","all":true})");
+    w.say(R"({"type":"subscribe","ids":[")" + mine + R"("]})");
+    auto before = w.conn.of_type("job").size();
+    CHECK(before == 1);  // the current state of the subscribed id
+
+    w.hub.set_live(false);  // e.g. a replica whose sessions connected while it replays the state topic
+    for (int i = 0; i < 20; ++i) h.submit("alice-token");  // replayed records
+    h.advance(mine, jobs::job_state::running);
+    h.advance(mine, jobs::job_state::succeeded);
+    w.pump();
+    CHECK(w.conn.of_type("job").size() == before);
+    CHECK_FALSE(w.conn.closed);
+
+    w.hub.set_live(true);  // caught up: one event per followed id, its state now
+    w.pump();
+    auto seen = w.conn.of_type("job");
+    REQUIRE(seen.size() == before + 1);
+    CHECK(seen.back().at("job").at("id").as_string() == mine);
+    CHECK(seen.back().at("job").at("state").as_string() == "succeeded");
+    // Live again: changes flow.
+    h.submit("alice-token");
+    w.pump();
+    CHECK(w.conn.of_type("job").size() == before + 2);
+    w.conn.hang_up();
+    CHECK(w.wait_done());
 }
 
 TEST_CASE("ws: the session closes when the token expires", "[frontend][unit]") {
