@@ -337,9 +337,15 @@ std::string describe_result(const json::object& r) {
     os << "\n";
     if (auto it = r.find("timing"); it != r.end() && it->value().is_object()) {
         const auto& t = it->value().get_object();
+        // clone_ms and sources_ms are absent in results of older workers: prepare_ms then stands for both.
+        const bool split = t.contains("clone_ms");
         os << "  times      queue " << format_duration(ms_of(t, "queue_wait_ms")) << ", clone "
-           << format_duration(ms_of(t, "prepare_ms")) << (t.contains("cache_hit") && t.at("cache_hit") == true ? " (cached)" : "")
-           << ", run " << format_duration(ms_of(t, "run_ms")) << ", total " << format_duration(ms_of(t, "total_ms")) << "\n";
+           << format_duration(ms_of(t, split ? "clone_ms" : "prepare_ms"))
+           << (t.contains("cache_hit") && t.at("cache_hit") == true ? " (cached)" : "");
+        if (split && ms_of(t, "sources_ms") > 0) os << ", sources " << format_duration(ms_of(t, "sources_ms"));
+        os << ", run " << format_duration(ms_of(t, "run_ms"));
+        if (ms_of(t, "upload_ms") > 0) os << ", upload " << format_duration(ms_of(t, "upload_ms"));
+        os << ", total " << format_duration(ms_of(t, "total_ms")) << "\n";
     }
     if (auto it = r.find("error"); it != r.end() && it->value().is_object())
         os << "  error      " << str_or(it->value().get_object(), "code") << ": " << str_or(it->value().get_object(), "message") << "\n";

@@ -57,4 +57,11 @@ using role_fn = std::function<boost::asio::awaitable<void>(runtime::role_env&)>;
 /// at once. Returns the process exit status (0 clean, 1 if a role failed).
 int run_roles(const common_config& cfg, std::vector<std::pair<std::string, role_fn>> roles);
 
+/// Reads a secret from the environment and removes it from the process: the
+/// value is overwritten in place (so that /proc/<pid>/environ, which shows
+/// the environment the process started with, no longer holds it) and the
+/// variable is unset. "" when it is not set. Not thread-safe (call it while
+/// validating the configuration, before threads start).
+std::string take_secret_env(const char* name);
+
 }  // namespace faasd::roles

@@ -177,8 +177,8 @@ void frontend_config::validate() {
     if (auto why = jobs::check_limits(settings().job)) bad("limits", *why);
     if (!oidc_jwks_file.empty() && !std::filesystem::exists(oidc_jwks_file))
         bad("--oidc-jwks-file", "'" + oidc_jwks_file + "' does not exist");
-    if (credentials_keys.empty())
-        if (const char* k = std::getenv("FAASD_CREDENTIALS_KEYS")) credentials_keys = k;
+    // Read once and removed from the environment (and from /proc/<pid>/environ).
+    if (auto k = take_secret_env("FAASD_CREDENTIALS_KEYS"); credentials_keys.empty()) credentials_keys = std::move(k);
     if (credentials_keys.empty())
         throw config::config_error(
             "FAASD_CREDENTIALS_KEYS is not set: the frontend needs the credential key ring "

@@ -9,12 +9,16 @@
 #include <faasd/kafka/admin.hpp>
 #include <faasd/kafka/topics.hpp>
 #include <faasd/http/health.hpp>
+#include <faasd/metrics/registry.hpp>
 #include <faasd/worker/http_transfer.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <sys/prctl.h>
+
+#include <cerrno>
 #include <cstdlib>
 
 namespace faasd::roles {
@@ -92,6 +96,13 @@ void add_worker_options(CLI::App& app, worker_config& c) {
         ->capture_default_str();
     app.add_option("--disk-limit", c.disk_limit, "Any single file, the private /tmp, and all output files together")
         ->capture_default_str();
+    app.add_option("--result-max-size", c.result_max_size,
+                   "Largest encoded result record: logs, then the output, are cut to fit (below the producer's "
+                   "message.max.bytes)")
+        ->capture_default_str();
+    app.add_option("--snapshot-result-max-size", c.snapshot_result_max_size,
+                   "Largest copy of the result inside the terminal state snapshot (what the frontend serves)")
+        ->capture_default_str();
 
     app.add_option("--allow-private-sources", c.allow_private_sources,
                    "Let sources and sinks reach loopback, private and link-local addresses (true|false)")
@@ -106,6 +117,10 @@ void add_worker_options(CLI::App& app, worker_config& c) {
         ->capture_default_str();
     app.add_option("--max-retries", c.max_retries,
                    "Upper bound on a job's retries after infrastructure failures (and function failures with retry_on_failure)")
+        ->capture_default_str();
+    app.add_option("--max-deliveries", c.max_deliveries,
+                   "Deliveries of one attempt that may start running; the next one (its workers were lost each "
+                   "time) ends the job failed with worker_lost and dead-letters it (0: unlimited)")
         ->capture_default_str();
     app.add_option("--retry-backoff", c.retry_backoff, "Delay before the second attempt; doubles per attempt, +-25% jitter")
         ->capture_default_str();
@@ -150,11 +165,15 @@ void worker_config::validate() {
     size_of("--output-cap", output_cap);
     size_of("--output-kill", output_kill);
     size_of("--disk-limit", disk_limit);
+    size_of("--result-max-size", result_max_size);
+    size_of("--snapshot-result-max-size", snapshot_result_max_size);
+    if (auto e = worker::validate(result_settings()); !e.empty()) throw config::config_error(e);
     size_of("--source-max-size", source_max_size);
     duration_of("--transfer-timeout", transfer_timeout);
     check(sink_attempts >= 1 && sink_attempts <= 20, "--sink-attempts: must be between 1 and 20");
     auto hb = duration_of("--heartbeat-interval", heartbeat_interval);
     check(hb >= std::chrono::milliseconds(100), "--heartbeat-interval: at least 100ms");
+    check(max_deliveries >= 0 && max_deliveries <= 1000, "--max-deliveries: must be between 0 and 1000");
     duration_of("--retry-backoff", retry_backoff);
     duration_of("--retry-backoff-max", retry_backoff_max);
     duration_of("--cancel-memory", cancel_memory);
@@ -172,8 +191,10 @@ void worker_config::validate() {
     rp.max_backoff = duration_of("--retry-backoff-max", retry_backoff_max);
     if (auto e = worker::validate(rp); !e.empty()) throw config::config_error(e);
 
-    if (credentials_keys.empty())
-        if (const char* env = std::getenv("FAASD_CREDENTIALS_KEYS")) credentials_keys = env;
+    // The key ring leaves the environment once read: a function run with
+    // --sandbox=none under the worker's uid must not find it there or in
+    // /proc/<worker>/environ (docs/security.md).
+    if (auto env = take_secret_env("FAASD_CREDENTIALS_KEYS"); credentials_keys.empty()) credentials_keys = std::move(env);
     if (!credentials_keys.empty()) {
         std::string why;
         if (!crypto::key_ring::parse(credentials_keys, &why))
@@ -209,6 +230,13 @@ sandbox::sandbox_config worker_config::sandbox_settings() const {
     return c;
 }
 
+worker::result_limits worker_config::result_settings() const {
+    worker::result_limits l;
+    l.result_bytes = static_cast<std::size_t>(or_default(config::parse_size(result_max_size), l.result_bytes));
+    l.snapshot_bytes = static_cast<std::size_t>(or_default(config::parse_size(snapshot_result_max_size), l.snapshot_bytes));
+    return l;
+}
+
 worker::service_config worker_config::service_settings(const kafka_config& kafka) const {
     worker::service_config s;
     s.worker_id = worker_id;
@@ -221,9 +249,24 @@ worker::service_config worker_config::service_settings(const kafka_config& kafka
     s.kafka.properties = kafka::parse_properties(kafka.properties);
     s.heartbeat_interval = *config::parse_duration(heartbeat_interval);
     s.retry.max_retries = max_retries;
+    s.max_deliveries = max_deliveries;
     s.retry.initial_backoff = *config::parse_duration(retry_backoff);
     s.retry.max_backoff = *config::parse_duration(retry_backoff_max);
     s.limits = sandbox_settings().defaults;
+    s.results = result_settings();
+    // A result record must stay below what the producer may send (records
+    // above message.max.bytes are refused before they reach a broker).
+    std::size_t max_message = 1'000'000;  // librdkafka's default
+    if (auto it = s.kafka.properties.find("message.max.bytes"); it != s.kafka.properties.end()) {
+        try {
+            max_message = static_cast<std::size_t>(std::stoull(it->second));
+        } catch (const std::exception&) {
+            throw config::config_error("--kafka-property message.max.bytes: '" + it->second + "' is not a number");
+        }
+    }
+    if (s.results.result_bytes + 16 * 1024 > max_message)
+        throw config::config_error("--result-max-size: must be at least 16KiB below the producer's message.max.bytes (" +
+                                   std::to_string(max_message) + ")");
     s.max_timeout = *config::parse_duration(timeout_max);
     s.cancel_max_ids = cancel_max_ids;
     s.cancel_ttl = *config::parse_duration(cancel_memory);
@@ -240,6 +283,10 @@ asio::awaitable<void> run_worker(worker_config cfg, kafka_config kafka, runtime:
     auto ex = co_await asio::this_coro::executor;
     auto log = env.log.with({{"worker", cfg.worker_id}});
     auto settings = cfg.service_settings(kafka);
+    // Not dumpable: processes of the same uid (a function under
+    // --sandbox=none without per-run uids) cannot ptrace the worker or read
+    // its /proc/<pid>/environ or memory, where the key ring lives.
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) log.warn("worker.not_dumpable_failed", {{"errno", errno}});
 
     if (kafka.create_topics) {
         kafka::admin_options ao;
@@ -277,12 +324,14 @@ asio::awaitable<void> run_worker(worker_config cfg, kafka_config kafka, runtime:
     worker::http_transfer transfer(ex, tc, log);
     deps.transfer = &transfer;
 
+    auto registry = std::make_shared<metrics::registry>();
+    deps.metrics = registry;
     worker::service svc(ex, settings, deps, log, env.health_state);
     if (cfg.health_listen.empty()) {
         co_await svc.run(env.shutdown, env.shutdown_grace);
     } else {
         using namespace asio::experimental::awaitable_operators;
-        co_await (svc.run(env.shutdown, env.shutdown_grace) && http::serve_health(env, cfg.health_listen, nullptr));
+        co_await (svc.run(env.shutdown, env.shutdown_grace) && http::serve_health(env, cfg.health_listen, registry));
     }
 }
 

@@ -57,6 +57,8 @@ struct worker_config {
     std::string output_cap = "1MiB";                 ///< --output-cap: kept of stdout and of stderr
     std::string output_kill = "64MiB";               ///< --output-kill: a stream beyond this kills the run
     std::string disk_limit = "256MiB";               ///< --disk-limit: any file, /tmp, all outputs
+    std::string result_max_size = "512KiB";          ///< --result-max-size: encoded result record (logs, output cut to fit)
+    std::string snapshot_result_max_size = "64KiB";  ///< --snapshot-result-max-size: the result copy in the terminal snapshot
 
     // Sources and sinks.
     bool allow_private_sources = false;              ///< --allow-private-sources: loopback, private, link-local
@@ -67,6 +69,7 @@ struct worker_config {
     // Kafka side.
     std::string heartbeat_interval = "2s";           ///< --heartbeat-interval
     int max_retries = 3;                             ///< --max-retries: cap on a job's retries
+    int max_deliveries = 3;                          ///< --max-deliveries: deliveries of one attempt that may run (0: unlimited)
     std::string retry_backoff = "1s";                ///< --retry-backoff: delay before attempt 2 (doubling, jitter)
     std::string retry_backoff_max = "60s";           ///< --retry-backoff-max
     std::string cancel_memory = "24h";               ///< --cancel-memory: how long cancelled ids are remembered
@@ -88,6 +91,7 @@ struct worker_config {
     /// Settings for the parts (call after validate()).
     git::cache_config cache_settings() const;
     sandbox::sandbox_config sandbox_settings() const;
+    worker::result_limits result_settings() const;
     worker::service_config service_settings(const kafka_config& kafka) const;
 };
 

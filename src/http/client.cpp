@@ -243,7 +243,7 @@ struct client::impl {
 
     static asio::awaitable<result<client_response>> run(std::shared_ptr<impl> self, client_request req,
                                                         std::optional<std::filesystem::path> file,
-                                                        std::uint64_t file_max);
+                                                        std::uint64_t file_max, int* status_out = nullptr);
     asio::awaitable<result<std::unique_ptr<conn>>> open(const url_parts& u, const deadline& dl);
     asio::awaitable<hop_outcome> hop(const url_parts& u, const client_request& req, const deadline& dl,
                                      const std::optional<std::filesystem::path>& file, std::uint64_t file_max);
@@ -509,7 +509,7 @@ asio::awaitable<hop_outcome> client::impl::hop(const url_parts& u, const client_
 
 asio::awaitable<result<client_response>> client::impl::run(std::shared_ptr<impl> self, client_request req,
                                                            std::optional<std::filesystem::path> file,
-                                                           std::uint64_t file_max) {
+                                                           std::uint64_t file_max, int* status_out) {
     const auto& cfg = self->cfg;
     auto started = clock_type::now();
     deadline dl{started + cfg.total_timeout};
@@ -527,6 +527,7 @@ asio::awaitable<result<client_response>> client::impl::run(std::shared_ptr<impl>
     int redirects = 0;
     for (;;) {
         auto o = co_await self->hop(u, req, dl, file, file_max);
+        if (status_out && o.resp.status != 0) *status_out = o.resp.status;
         if (o.ec) {
             if (file) {
                 std::error_code ignored;
@@ -599,9 +600,9 @@ asio::awaitable<result<client_response>> client::request(client_request req) {
 }
 
 asio::awaitable<result<client_response>> client::download(client_request req, std::filesystem::path path,
-                                                          std::uint64_t max_bytes) {
+                                                          std::uint64_t max_bytes, int* status) {
     req.expect_success = true;
-    return impl::run(impl_, std::move(req), std::move(path), max_bytes);
+    return impl::run(impl_, std::move(req), std::move(path), max_bytes, status);
 }
 
 std::size_t client::idle_connections() const {

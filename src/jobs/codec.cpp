@@ -179,6 +179,7 @@ json::object to_json(const timing& v) {
     return {{"submitted_at", v.submitted_at}, {"started_at", v.started_at},
             {"run_started_at", v.run_started_at}, {"finished_at", v.finished_at},
             {"queue_wait_ms", v.queue_wait_ms}, {"prepare_ms", v.prepare_ms},
+            {"clone_ms", v.clone_ms}, {"sources_ms", v.sources_ms},
             {"run_ms", v.run_ms}, {"upload_ms", v.upload_ms},
             {"total_ms", v.total_ms}, {"cache_hit", v.cache_hit}};
 }
@@ -198,6 +199,7 @@ json::object to_json(const job_result& v) {
     if (v.exit_code) o["exit_code"] = *v.exit_code;
     if (v.stdout_truncated) o["stdout_truncated"] = true;
     if (v.stderr_truncated) o["stderr_truncated"] = true;
+    if (v.capped) o["result_capped"] = true;
     if (!v.outputs.empty()) {
         json::array a;
         for (const auto& f : v.outputs)
@@ -224,6 +226,7 @@ json::object to_json(const job_status& v) {
     if (!v.error.empty()) o["error"] = to_json(v.error);
     if (!v.tags.empty()) o["tags"] = to_array(v.tags);
     if (!v.idempotency_key.empty()) o["idempotency_key"] = v.idempotency_key;
+    if (v.deliveries > 0) o["deliveries"] = v.deliveries;
     if (v.result) o["result"] = to_json(*v.result);
     return o;
 }
@@ -345,6 +348,8 @@ bool timing_from_json(const json::object& o, timing& t) {
     r.integer("finished_at", t.finished_at);
     r.integer("queue_wait_ms", t.queue_wait_ms);
     r.integer("prepare_ms", t.prepare_ms);
+    r.integer("clone_ms", t.clone_ms);      // absent in older results: 0
+    r.integer("sources_ms", t.sources_ms);  // absent in older results: 0
     r.integer("run_ms", t.run_ms);
     r.integer("upload_ms", t.upload_ms);
     r.integer("total_ms", t.total_ms);
@@ -391,6 +396,7 @@ result<job_result> job_result_from_json(const json::value& v) {
     r.str("stderr", out.stderr_text);
     r.boolean("stdout_truncated", out.stdout_truncated);
     r.boolean("stderr_truncated", out.stderr_truncated);
+    r.boolean("result_capped", out.capped);
     if (auto a = r.find("outputs")) {
         if (!a->is_array()) return errc::bad_message;
         for (const auto& e : a->get_array()) {
@@ -428,6 +434,7 @@ result<job_status> job_status_from_json(const json::value& v) {
     r.str("worker", out.worker);
     r.strings("tags", out.tags);
     r.str("idempotency_key", out.idempotency_key);
+    r.integer("deliveries", out.deliveries);
     if (!error_from_json(r, out.error)) return errc::bad_message;
     std::string delivery;
     r.str("delivery", delivery);

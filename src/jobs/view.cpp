@@ -298,7 +298,7 @@ std::string stored_body(const job_result& r, std::size_t max_bytes, bool& capped
 std::string capped_result_json(const job_result& r, std::size_t max_bytes) {
     bool capped = false;
     auto body = stored_body(r, max_bytes, capped);
-    if (!capped) return body;
+    if (!capped && !r.capped) return body;
     auto o = json::parse(body).as_object();
     o["result_capped"] = true;
     return json::serialize(o);
@@ -417,6 +417,7 @@ struct job_view::impl {
                 sr->exit_code = s.result->exit_code;
                 sr->worker = pool.acquire(s.result->worker);
                 sr->body = stored_body(*s.result, lim.max_result_bytes, sr->capped);
+                sr->capped = sr->capped || s.result->capped;  // the worker cut it already
                 sr->body.shrink_to_fit();
                 r.extra->result = std::move(sr);
             }

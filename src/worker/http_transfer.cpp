@@ -60,8 +60,17 @@ asio::awaitable<transfer_outcome> http_transfer::download(jobs::source_spec sour
     http::client_request req("GET", source.url);
     for (const auto& [k, v] : source.headers) req.headers.set(k, v);
     if (!bearer.empty()) req.headers.set("Authorization", "Bearer " + bearer);
-    auto r = co_await client_->download(std::move(req), to, max_bytes);
-    if (!r) co_return from_error(r.error(), "GET failed");
+    int status = 0;
+    auto r = co_await client_->download(std::move(req), to, max_bytes, &status);
+    if (!r) {
+        auto o = from_error(r.error(), "GET failed");
+        if (o.error == "bad_status") {
+            // The status decides: 5xx, 408 and 429 are retried (outcome.cpp), other statuses are not.
+            o.http_status = status;
+            o.message = "the source answered " + std::to_string(status);
+        }
+        co_return o;
+    }
     transfer_outcome o;
     o.ok = true;
     o.http_status = r->status;

@@ -1,5 +1,6 @@
 #include <faasd/worker/lifecycle.hpp>
 
+#include <algorithm>
 #include <utility>
 
 namespace faasd::worker {
@@ -10,6 +11,7 @@ const char* to_string(action_type t) noexcept {
         case action_type::wait_until: return "wait_until";
         case action_type::acquire_slot: return "acquire_slot";
         case action_type::commit_before_run: return "commit_before_run";
+        case action_type::count_delivery: return "count_delivery";
         case action_type::publish_running: return "publish_running";
         case action_type::open_credentials: return "open_credentials";
         case action_type::prepare_repo: return "prepare_repo";
@@ -119,14 +121,44 @@ action lifecycle::resume(const input& in) {
             return after_slot(now);
 
         case stage::committed_before_run: {
-            if (in.status != step_status::ok) return end(action_type::abandon);  // the offset is not ours to commit
+            // Aborted: the partition was revoked (or the worker stops) before
+            // the commit: the offset is not ours, another worker gets the job.
+            if (in.status == step_status::aborted) return end(action_type::abandon);
+            if (in.status != step_status::ok) {
+                // The commit was not acknowledged in time. The offset stays
+                // released (the commit loop commits it once the coordinator
+                // answers), so the message is not coming back: end the job
+                // here, failed and not run, instead of leaving it queued.
+                released_ = true;
+                failure f = in.fail ? *in.fail : failure{};
+                f.kind = failure_kind::permanent;
+                f.state = jobs::job_state::failed;
+                if (f.code.empty()) f.code = "commit_timeout";
+                if (f.message.empty()) f.message = "the offset commit was not acknowledged in time; the job did not run";
+                return finish_failure(now, std::move(f));
+            }
             released_ = true;
             times_.started_at = now;
             times_.queue_wait_ms = now - times_.submitted_at;
-            stage_ = stage::running_published;
-            action a = make(action_type::publish_running);
-            a.snapshot = snapshot(jobs::job_state::running, now);
-            return a;
+            deliveries_ = 1;  // committed: this is the only delivery
+            return publish_running(now);
+        }
+
+        case stage::deliveries_counted: {
+            if (auto a = interrupted()) return std::move(*a);
+            deliveries_ = std::max(in.prior_deliveries, 0) + 1;
+            if (cfg_.max_deliveries > 0 && deliveries_ > cfg_.max_deliveries) {
+                // Every earlier delivery of this attempt lost its worker in the
+                // middle: stop feeding the job to workers.
+                failure f;
+                f.kind = failure_kind::infrastructure;
+                f.code = "worker_lost";
+                f.message = "the worker running attempt " + std::to_string(job_.attempt) + " was lost " +
+                            std::to_string(deliveries_ - 1) + " times (--max-deliveries " +
+                            std::to_string(cfg_.max_deliveries) + ")";
+                return finish_failure(now, std::move(f), true);
+            }
+            return publish_running(now);
         }
 
         case stage::running_published:
@@ -141,7 +173,9 @@ action lifecycle::resume(const input& in) {
         case stage::prepared:
             if (auto a = interrupted()) return std::move(*a);
             times_.cache_hit = in.cache_hit;
+            times_.clone_ms = now - prepare_started_at_;
             if (!job_.spec.sources.empty()) {
+                sources_started_at_ = now;
                 stage_ = stage::downloaded;
                 return make(action_type::download_sources);
             }
@@ -190,11 +224,13 @@ action lifecycle::resume(const input& in) {
             return finish_success(now);
 
         case stage::finishing:
+            if (in.status == step_status::failed && in.fail && in.fail->code == publish_refused_code)
+                return on_refused(*in.fail);
             if (in.status == step_status::aborted || in.status == step_status::failed) {
                 // Publishing was given up (the worker stops). Without a commit the
                 // job is delivered again; at-most-once already committed it.
                 if (released_) return end(action_type::done);
-                return end(action_type::abandon);
+                return abandon(now);
             }
             return pop_final();
 
@@ -231,9 +267,32 @@ action lifecycle::after_slot(jobs::unix_ms now) {
     }
     times_.started_at = now;
     times_.queue_wait_ms = now - times_.submitted_at;
+    if (cfg_.max_deliveries <= 0) {
+        deliveries_ = 1;
+        return publish_running(now);
+    }
+    stage_ = stage::deliveries_counted;
+    return make(action_type::count_delivery);
+}
+
+action lifecycle::publish_running(jobs::unix_ms now) {
     stage_ = stage::running_published;
+    running_published_ = true;
     action a = make(action_type::publish_running);
     a.snapshot = snapshot(jobs::job_state::running, now);
+    return a;
+}
+
+action lifecycle::abandon(jobs::unix_ms now) {
+    action a = end(action_type::abandon);
+    if (running_published_) {
+        // The hand-back snapshot: the same attempt, queued again, with this
+        // delivery's count, so that the next worker does not count it as lost.
+        auto s = snapshot(jobs::job_state::queued, now);
+        s.started_at = 0;
+        s.worker.clear();
+        a.snapshot = std::move(s);
+    }
     return a;
 }
 
@@ -250,6 +309,7 @@ action lifecycle::start_preparation(jobs::unix_ms now) {
 
 action lifecycle::start_run(jobs::unix_ms now) {
     times_.prepare_ms = now - prepare_started_at_;
+    if (sources_started_at_) times_.sources_ms = now - sources_started_at_;
     times_.run_started_at = now;
     run_started_ = true;
     stage_ = stage::ran;
@@ -257,7 +317,7 @@ action lifecycle::start_run(jobs::unix_ms now) {
 }
 
 action lifecycle::on_interrupt(const input& in) {
-    if (!released_) return end(action_type::abandon);
+    if (!released_) return abandon(in.now);
     if (!holds_slot_) {
         // At-most-once, released while waiting for not_before: hand it back by
         // publishing the same message (same attempt) again.
@@ -291,6 +351,7 @@ jobs::job_status lifecycle::snapshot(jobs::job_state state, jobs::unix_ms now) c
     s.delivery = mode_;
     s.tags = job_.spec.tags;
     s.idempotency_key = job_.idempotency_key;
+    s.deliveries = deliveries_;
     return s;
 }
 
@@ -314,16 +375,33 @@ jobs::job_result lifecycle::make_result(jobs::job_state state, jobs::unix_ms now
     r.times = times_;
     r.times.finished_at = now;
     r.times.total_ms = now - times_.submitted_at;
-    if (prepare_started_ && !run_started_) r.times.prepare_ms = now - prepare_started_at_;
+    if (prepare_started_ && !run_started_) {
+        // Ended during the preparation: the phase in progress gets the time so far.
+        r.times.prepare_ms = now - prepare_started_at_;
+        if (sources_started_at_) r.times.sources_ms = now - sources_started_at_;
+        else r.times.clone_ms = now - prepare_started_at_;
+    }
     r.tags = job_.spec.tags;
+    fit_result(r, cfg_.results.result_bytes);
     return r;
 }
+
+namespace {
+
+// The copy of a result a terminal snapshot carries (cut to the snapshot budget).
+jobs::job_result snapshot_copy(const jobs::job_result& r, std::size_t max_bytes) {
+    jobs::job_result c = r;
+    fit_result(c, max_bytes);
+    return c;
+}
+
+}  // namespace
 
 action lifecycle::finish_success(jobs::unix_ms now) {
     final_state_ = jobs::job_state::succeeded;
     auto result = make_result(jobs::job_state::succeeded, now, {});
     auto snap = snapshot(jobs::job_state::succeeded, now);
-    snap.result = result;
+    snap.result = snapshot_copy(result, cfg_.results.snapshot_bytes);
     std::deque<action> seq;
     action a = make(mode_ == jobs::delivery_mode::exactly_once ? action_type::stage_for_transaction
                                                                : action_type::publish_result);
@@ -340,7 +418,7 @@ action lifecycle::finish_cancelled(jobs::unix_ms now, const run_report* partial)
     auto result = make_result(jobs::job_state::cancelled, now, err);
     auto snap = snapshot(jobs::job_state::cancelled, now);
     snap.error = err;
-    snap.result = result;
+    snap.result = snapshot_copy(result, cfg_.results.snapshot_bytes);
     std::deque<action> seq;
     action a = make(mode_ == jobs::delivery_mode::exactly_once ? action_type::stage_for_transaction
                                                                : action_type::publish_result);
@@ -350,9 +428,11 @@ action lifecycle::finish_cancelled(jobs::unix_ms now, const run_report* partial)
     return begin_final(std::move(seq));
 }
 
-action lifecycle::finish_failure(jobs::unix_ms now, failure f) {
+action lifecycle::finish_failure(jobs::unix_ms now, failure f, bool dead_letter_now) {
     const bool eos = mode_ == jobs::delivery_mode::exactly_once;
-    auto d = decide_retry(cfg_.retry, job_, f.kind, mode_, run_started_, now, jitter_);
+    retry_decision d;
+    if (dead_letter_now) d.verdict = retry_verdict::exhausted;
+    else d = decide_retry(cfg_.retry, job_, f.kind, mode_, run_started_, now, jitter_);
     verdict_ = d.verdict;
     jobs::job_error err{f.code, f.message};
     std::deque<action> seq;
@@ -387,7 +467,9 @@ action lifecycle::finish_failure(jobs::unix_ms now, failure f) {
 
     final_state_ = f.state;
     std::string reason;
-    if (d.verdict == retry_verdict::exhausted) {
+    if (dead_letter_now) {
+        reason = f.code + ": " + f.message;
+    } else if (d.verdict == retry_verdict::exhausted) {
         const int max = max_attempts(cfg_.retry, job_.spec);
         err.message += " (attempt " + std::to_string(job_.attempt) + " of " + std::to_string(max) +
                        ", retries exhausted)";
@@ -396,7 +478,7 @@ action lifecycle::finish_failure(jobs::unix_ms now, failure f) {
     auto result = make_result(f.state, now, err);
     auto snap = snapshot(f.state, now);
     snap.error = err;
-    snap.result = result;
+    snap.result = snapshot_copy(result, cfg_.results.snapshot_bytes);
     if (eos) {
         action a = make(action_type::stage_for_transaction);
         a.result = std::move(result);
@@ -429,10 +511,42 @@ action lifecycle::begin_final(std::deque<action> seq) {
     return pop_final();
 }
 
+action lifecycle::on_refused(const failure& f) {
+    ++refusals_;
+    std::optional<action> refused = std::move(in_flight_);
+    in_flight_.reset();
+    if (!refused) return pop_final();
+    const bool carries_result = refused->result || (refused->snapshot && refused->snapshot->result);
+    if (refusals_ == 1 && carries_result) {
+        // Cut everything to the fallback size and publish again.
+        if (refused->result) fit_result(*refused->result, result_limits::fallback_bytes);
+        if (refused->snapshot && refused->snapshot->result)
+            fit_result(*refused->snapshot->result, result_limits::fallback_bytes);
+        final_.push_front(std::move(*refused));
+        return pop_final();
+    }
+    if (refused->type == action_type::dead_letter) return pop_final();  // nothing left to try: move on
+    // The outcome cannot be published: the message goes to dead-letter instead
+    // (what is left of the sequence, such as the release of the offset, follows).
+    std::erase_if(final_, [](const action& a) {
+        return a.type == action_type::publish_result || a.type == action_type::schedule_retry ||
+               a.type == action_type::dead_letter;
+    });
+    action dl = make(action_type::dead_letter);
+    dl.reason = "publish_refused: " + f.message;
+    final_.push_front(std::move(dl));
+    return pop_final();
+}
+
 action lifecycle::pop_final() {
     if (final_.empty()) return end(action_type::done);
     action a = std::move(final_.front());
     final_.pop_front();
+    if (a.type == action_type::publish_result || a.type == action_type::schedule_retry ||
+        a.type == action_type::dead_letter)
+        in_flight_ = a;
+    else
+        in_flight_.reset();
     last_ = a.type;
     if (a.type == action_type::commit) released_ = true;
     if (a.type == action_type::done) stage_ = stage::over;

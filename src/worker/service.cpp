@@ -11,13 +11,16 @@
 #include <faasd/jobs/codec.hpp>
 #include <faasd/kafka/consumer.hpp>
 #include <faasd/kafka/producer.hpp>
+#include <faasd/metrics/registry.hpp>
 #include <faasd/sandbox/manifest.hpp>
 #include <faasd/sandbox/runner.hpp>
 #include <faasd/worker/cancel_set.hpp>
+#include <faasd/worker/delivery_view.hpp>
 #include <faasd/worker/lifecycle.hpp>
 #include <faasd/worker/messages.hpp>
 #include <faasd/worker/offset_tracker.hpp>
 #include <faasd/worker/outcome.hpp>
+#include <faasd/worker/outcome_map.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -119,6 +122,88 @@ asio::awaitable<kafka::result<void>> send_all(kafka::producer& p, std::vector<ka
 
 }  // namespace
 
+/// The service's counters as Prometheus families (docs/worker.md "Metrics").
+/// Counters follow service_stats by deltas (sync), so the stats stay the one
+/// source of truth; durations are observed when a job ends.
+class service_metrics {
+public:
+    explicit service_metrics(metrics::registry& r)
+        : jobs_(r.counter("faasd_worker_jobs_total", "Jobs ended by this worker, by final state.", {"state"})),
+          received_(r.counter("faasd_worker_messages_total", "Messages taken from the jobs topics.").with({})),
+          started_(r.counter("faasd_worker_attempts_started_total", "Attempts that published running.").with({})),
+          retried_(r.counter("faasd_worker_retries_total", "Retries scheduled (a new message for attempt + 1).").with({})),
+          dead_(r.counter("faasd_worker_dead_letters_total", "Messages sent to the dead-letter topic.").with({})),
+          poison_(r.counter("faasd_worker_poison_total", "Messages that did not decode.").with({})),
+          abandoned_(r.counter("faasd_worker_handed_back_total", "Jobs handed back uncommitted (revoked, stopping).").with({})),
+          lost_(r.counter("faasd_worker_worker_lost_total", "Jobs ended failed because their workers were lost too often.").with({})),
+          revocations_(r.counter("faasd_worker_revocations_total", "Rebalances that took partitions away.").with({})),
+          commits_(r.counter("faasd_worker_commits_total", "Acknowledged offset commits.").with({})),
+          transactions_(r.counter("faasd_worker_transactions_total", "Committed Kafka transactions.").with({})),
+          kafka_errors_(r.counter("faasd_worker_kafka_errors_total", "Failed produce, commit or transaction calls.").with({})),
+          publish_errors_(r.counter("faasd_worker_publish_errors_total", "Failed produce calls of job records.").with({})),
+          refused_(r.counter("faasd_worker_publish_refused_total", "Job records Kafka refused for good (too large).").with({})),
+          capped_(r.counter("faasd_worker_results_capped_total", "Results cut to the result size budget.").with({})),
+          slots_(r.gauge("faasd_worker_slots", "Jobs this worker runs at once (--slots).").with({})),
+          busy_(r.gauge("faasd_worker_busy_slots", "Slots held by a job.").with({})),
+          waiting_(r.gauge("faasd_worker_waiting_jobs", "Prefetched messages waiting for a slot.").with({})),
+          held_(r.gauge("faasd_worker_held_retries", "Retries waiting for their not_before without a slot.").with({})),
+          paused_(r.gauge("faasd_worker_paused", "1 while the jobs consumer is paused.").with({})),
+          durations_(r.histogram("faasd_worker_job_phase_seconds",
+                                 "Elapsed times of ended attempts by phase (the result's timing).", buckets(), {"phase"})) {}
+
+    void sync(const service_stats& s) {
+        add(received_, s.received, last_.received);
+        add(started_, s.started, last_.started);
+        add(retried_, s.retried, last_.retried);
+        add(dead_, s.dead_lettered, last_.dead_lettered);
+        add(poison_, s.poison, last_.poison);
+        add(abandoned_, s.abandoned, last_.abandoned);
+        add(lost_, s.worker_lost, last_.worker_lost);
+        add(revocations_, s.revocations, last_.revocations);
+        add(commits_, s.commits, last_.commits);
+        add(transactions_, s.transactions, last_.transactions);
+        add(kafka_errors_, s.kafka_errors, last_.kafka_errors);
+        add(publish_errors_, s.publish_errors, last_.publish_errors);
+        add(refused_, s.publish_refused, last_.publish_refused);
+        add(capped_, s.results_capped, last_.results_capped);
+        add(jobs_.with({"succeeded"}), s.succeeded, last_.succeeded);
+        add(jobs_.with({"failed"}), s.failed, last_.failed);
+        add(jobs_.with({"timed_out"}), s.timed_out, last_.timed_out);
+        add(jobs_.with({"cancelled"}), s.cancelled, last_.cancelled);
+        slots_.set(s.slots);
+        busy_.set(s.busy);
+        waiting_.set(s.waiting);
+        held_.set(s.held);
+        paused_.set(s.paused ? 1 : 0);
+    }
+
+    void observe(const jobs::timing& t) {
+        auto secs = [](std::int64_t ms) { return static_cast<double>(std::max<std::int64_t>(ms, 0)) / 1000.0; };
+        durations_.with({"queue_wait"}).observe(secs(t.queue_wait_ms));
+        durations_.with({"prepare"}).observe(secs(t.prepare_ms));
+        durations_.with({"run"}).observe(secs(t.run_ms));
+        durations_.with({"upload"}).observe(secs(t.upload_ms));
+        durations_.with({"total"}).observe(secs(t.total_ms));
+    }
+
+private:
+    static std::span<const double> buckets() {
+        static const double b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800};
+        return b;
+    }
+    static void add(metrics::counter& c, std::uint64_t now, std::uint64_t& last) {
+        if (now > last) c.inc(static_cast<double>(now - last));
+        last = now;
+    }
+
+    metrics::counter_family& jobs_;
+    metrics::counter &received_, &started_, &retried_, &dead_, &poison_, &abandoned_, &lost_, &revocations_, &commits_,
+        &transactions_, &kafka_errors_, &publish_errors_, &refused_, &capped_;
+    metrics::gauge &slots_, &busy_, &waiting_, &held_, &paused_;
+    metrics::histogram_family& durations_;
+    service_stats last_;
+};
+
 // One message being handled.
 struct job_ctx {
     explicit job_ctx(const asio::any_io_executor& ex) : wake(ex) {}
@@ -175,12 +260,15 @@ struct service::impl : std::enable_shared_from_this<impl> {
           hb_wake(ex_),
           jobs_changed(ex_),
           stop_event(ex_),
-          loops_changed(ex_) {
+          loops_changed(ex_),
+          state_wake(ex_) {
         if (cfg.slots < 1) cfg.slots = 1;
         if (cfg.max_held == 0) cfg.max_held = 8 * static_cast<std::size_t>(cfg.slots);
         if (cfg.prefetch == 0) cfg.prefetch = std::max<std::size_t>(4 * static_cast<std::size_t>(cfg.slots), 16);
         if (!health) health = std::make_shared<runtime::health>();
         eos_topic = cfg.topics.jobs_exactly_once;
+        if (deps.metrics) metrics_.emplace(*deps.metrics);
+        sync_metrics();
     }
 
     // ---- configuration and state ------------------------------------------------
@@ -196,6 +284,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<kafka::consumer> cancel_consumer;  // cancel topic, assign
     std::unique_ptr<kafka::producer> producer;         // idempotent: state, results, heartbeats, dead-letter, retries
     std::unique_ptr<kafka::producer> txn_producer;     // exactly-once results
+    std::unique_ptr<kafka::consumer> state_consumer;   // state topic, assign (delivery counting)
 
     offset_tracker tracker;
     std::set<partition_id> assigned;
@@ -218,6 +307,8 @@ struct service::impl : std::enable_shared_from_this<impl> {
         std::int64_t offset = 0;
         std::string job;
         std::vector<kafka::record> records;
+        kafka::record dead_letter;  // what goes instead when Kafka refuses the records twice
+        int refusals = 0;
     };
     std::vector<staged> staged_;
     bool txn_busy = false;
@@ -227,6 +318,37 @@ struct service::impl : std::enable_shared_from_this<impl> {
     int loops = 0;
     std::exception_ptr fatal;
     service_stats st;
+    std::optional<service_metrics> metrics_;
+
+    // Delivery counting (docs/semantics.md "Bounded deliveries"): the state
+    // topic's live jobs, and how far the view is known to be complete. A job
+    // decides only once the view caught up in a round that started after its
+    // partition was assigned (the lost worker's running snapshot was
+    // acknowledged before that), or gives up waiting and uses what it knows.
+    delivery_view deliveries_view;
+    notifier state_wake;
+    bool state_stop = false;
+    bool state_sync_wanted = false;
+    std::optional<steady::time_point> state_round_started;  // a round in progress, started then
+    steady::time_point state_synced_at = steady::time_point::min();
+    std::map<std::int32_t, std::int64_t> state_next;  // per state partition: next offset to read
+    std::map<partition_id, steady::time_point> assigned_at;
+    std::vector<std::weak_ptr<job_ctx>> delivery_waiters;
+
+    service_stats stats() const {
+        auto s = st;
+        s.slots = cfg.slots;
+        s.busy = busy;
+        s.held = held;
+        s.waiting = static_cast<int>(slot_waiters.size());
+        s.paused = paused;
+        return s;
+    }
+
+    /// Brings the metrics up to date with the stats (cheap: a few atomics).
+    void sync_metrics() {
+        if (metrics_) metrics_->sync(stats());
+    }
 
     // ---- helpers ----------------------------------------------------------------
 
@@ -361,19 +483,35 @@ struct service::impl : std::enable_shared_from_this<impl> {
 
     // ---- publishing -----------------------------------------------------------------
 
-    /// Produces the records (acks=all), retrying with backoff until they are
-    /// acknowledged or the job is aborted (shutdown).
-    asio::awaitable<step_status> publish(job_ctx& c, std::vector<kafka::record> records) {
+    /// Produces the records (acks=all), retrying transient errors with
+    /// backoff until they are acknowledged or the job is aborted (shutdown).
+    /// A permanent refusal (msg_size_too_large, an invalid record) is not
+    /// retried: it is reported as failed with publish_refused_code, and the
+    /// lifecycle publishes something smaller instead.
+    asio::awaitable<input> publish(job_ctx& c, std::vector<kafka::record> records) {
         auto backoff = 200ms;
         for (;;) {
             auto copy = records;
             auto r = co_await send_all(*producer, std::move(copy));
-            if (r) co_return step_status::ok;
+            if (r) co_return input{};
             ++st.kafka_errors;
+            ++st.publish_errors;
+            if (r.error().cls == kafka::error_class::permanent) {
+                ++st.publish_refused;
+                std::size_t largest = 0;
+                for (const auto& rec : records) largest = std::max(largest, rec.value ? rec.value->size() : 0);
+                c.log.error("job.publish_refused", {{"error", r.error().message()},
+                                                    {"largest_record", static_cast<std::int64_t>(largest)}});
+                failure f;
+                f.kind = failure_kind::permanent;
+                f.code = publish_refused_code;
+                f.message = "Kafka refused the record: " + kafka::error_name(r.error().code);
+                co_return failed_input(std::move(f));
+            }
             c.log.warn("job.publish_failed", {{"error", r.error().message()}, {"retry_in_ms", backoff.count()}});
-            if (c.abort_requested) co_return step_status::aborted;
+            if (c.abort_requested) co_return status_input(step_status::aborted);
             co_await c.wake.wait(steady::now() + backoff);
-            if (c.abort_requested) co_return step_status::aborted;
+            if (c.abort_requested) co_return status_input(step_status::aborted);
             backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
         }
     }
@@ -400,6 +538,8 @@ struct service::impl : std::enable_shared_from_this<impl> {
     }
 
     void count_result(const jobs::job_result& r, bool final) {
+        if (r.capped) ++st.results_capped;
+        if (metrics_) metrics_->observe(r.times);
         if (!final) return;
         switch (r.state) {
             case jobs::job_state::succeeded: ++st.succeeded; break;
@@ -463,16 +603,26 @@ struct service::impl : std::enable_shared_from_this<impl> {
     }
 
     /// At-most-once: releases the offset and waits until a commit covering it
-    /// is acknowledged. failed when the partition is gone or it takes too long.
+    /// is acknowledged. aborted when the partition is gone (the job is handed
+    /// back); failed with "commit_timeout" when no acknowledgement came within
+    /// cfg.commit_timeout (the lifecycle then ends the job failed, not run: the
+    /// released offset will be committed past it).
     asio::awaitable<input> commit_before_run(job_ctx& c) {
         tracker.release(c.part, c.msg.offset);
         request_commit();
         commit_waiters.push_back(shared_from_job(c));
-        auto deadline = steady::now() + 60s;
+        auto deadline = steady::now() + cfg.commit_timeout;
         while (!tracker.covered(c.part, c.msg.offset)) {
-            if (!assigned.count(c.part)) co_return failed_input(worker_failure("the partition was revoked before the commit"));
-            if (c.abort_requested) co_return status_input(step_status::aborted);
-            if (steady::now() >= deadline) co_return failed_input(worker_failure("the commit was not acknowledged in time"));
+            if (!assigned.count(c.part) || c.abort_requested) co_return status_input(step_status::aborted);
+            if (steady::now() >= deadline) {
+                failure f;
+                f.kind = failure_kind::permanent;
+                f.code = "commit_timeout";
+                f.message = "at-most-once: the offset commit was not acknowledged within " +
+                            std::to_string(cfg.commit_timeout.count()) + " ms; the job did not run";
+                c.log.warn("job.commit_timeout", {{"partition", c.part.partition}, {"offset", c.msg.offset}});
+                co_return failed_input(std::move(f));
+            }
             co_await c.wake.wait(deadline);
         }
         co_return input{};
@@ -486,7 +636,37 @@ struct service::impl : std::enable_shared_from_this<impl> {
         s.offset = c.msg.offset;
         s.job = c.id;
         s.records = records_of(c, a);
+        s.dead_letter = dead_letter_record(c, "publish_refused: Kafka refused the job's records");
         staged_.push_back(std::move(s));
+    }
+
+    /// Kafka refused a transaction's records for good: the first time, the
+    /// results in them are cut to the fallback size; the second time, the
+    /// message goes to dead-letter instead; then nothing but the offset.
+    void shrink_refused(staged& s) {
+        ++s.refusals;
+        ++st.publish_refused;
+        if (s.refusals == 1) {
+            for (auto& r : s.records) {
+                if (!r.value) continue;
+                if (r.topic == cfg.topics.results) {
+                    if (auto res = jobs::decode_job_result(*r.value)) {
+                        fit_result(*res, result_limits::fallback_bytes);
+                        r.value = jobs::encode(*res);
+                    }
+                } else if (r.topic == cfg.topics.state) {
+                    if (auto snap = jobs::decode_job_status(*r.value); snap && snap->result) {
+                        fit_result(*snap->result, result_limits::fallback_bytes);
+                        r.value = jobs::encode(*snap);
+                    }
+                }
+            }
+        } else if (s.refusals == 2) {
+            s.records = {s.dead_letter};
+        } else {
+            s.records.clear();
+        }
+        log.error("job.publish_refused", {{"job", s.job}, {"refusals", s.refusals}});
     }
 
     asio::awaitable<void> txn_loop() {
@@ -550,6 +730,10 @@ struct service::impl : std::enable_shared_from_this<impl> {
         auto sent = co_await send_all(*txn_producer, std::move(records));
         kafka::result<void> r = sent;
         const char* step = "produce";
+        if (!sent && sent.error().cls == kafka::error_class::permanent) {
+            // Too large or invalid: never the same records again (no endless retry).
+            for (auto& b : batch) shrink_refused(b);
+        }
         if (r && !positions.empty()) {
             step = "send_offsets";
             r = co_await txn_producer->send_offsets_to_transaction(positions, *consumer);
@@ -557,6 +741,25 @@ struct service::impl : std::enable_shared_from_this<impl> {
         if (r) {
             step = "commit";
             r = co_await txn_producer->commit_transaction();
+            // A retryable error (a timeout) leaves the outcome unknown: the
+            // coordinator may have committed. Aborting and staging the batch
+            // again could then make its results visible twice, so, as
+            // librdkafka's examples/transactions.c says, call
+            // commit_transaction again: it resumes the same commit. If the
+            // outcome stays unknown, stop the worker (the coordinator settles
+            // the transaction; the next incarnation fences this one).
+            const auto give_up = steady::now() + std::max<std::chrono::milliseconds>(60s, 3 * cfg.transaction_timeout);
+            auto backoff = 200ms;
+            while (!r && r.error().retryable()) {
+                ++st.kafka_errors;
+                log.warn("worker.transaction_commit_unknown", {{"error", r.error().message()}});
+                if (steady::now() >= give_up)
+                    throw kafka::exception(kafka::make_error(kafka::errc::fatal,
+                                                             "the outcome of a transaction commit stays unknown"));
+                co_await txn_wake.wait(steady::now() + backoff);
+                backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
+                r = co_await txn_producer->commit_transaction();
+            }
         }
         if (r) {
             for (const auto& p : positions) tracker.committed({p.topic, p.partition}, p.offset);
@@ -575,7 +778,16 @@ struct service::impl : std::enable_shared_from_this<impl> {
     // ---- rebalances -------------------------------------------------------------------
 
     void on_assigned(const std::vector<kafka::topic_partition>& parts) {
-        for (const auto& p : parts) assigned.insert({p.topic, p.partition});
+        const auto now = steady::now();
+        for (const auto& p : parts) {
+            assigned.insert({p.topic, p.partition});
+            assigned_at[{p.topic, p.partition}] = now;
+        }
+        if (cfg.max_deliveries > 0) {
+            // Catch the state view up past this moment before its jobs decide.
+            state_sync_wanted = true;
+            state_wake.notify();
+        }
         if (paused) {
             auto r = consumer->pause(parts);
             if (!r) log.warn("worker.pause_failed", {{"error", r.error().message()}});
@@ -626,7 +838,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
         c->seq = next_seq++;
         c->part = part;
         c->mode = *mode;
-        lifecycle_config lc{cfg.worker_id, cfg.retry};
+        lifecycle_config lc{cfg.worker_id, cfg.retry, cfg.results, cfg.max_deliveries};
         if (!m.value || m.value->empty()) {
             c->fsm.emplace(lifecycle::poison(*mode, "bad_message: empty value", lc));
         } else {
@@ -653,6 +865,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
         }
         c->log.debug("job.received", {{"partition", c->part.partition}, {"offset", c->msg.offset}});
         jobs_.emplace(c->seq, c);
+        sync_metrics();
         auto self = shared_from_this();
         auto op = run_job(c);
         asio::co_spawn(ex_, std::move(op), [self, c](std::exception_ptr e) {
@@ -742,6 +955,92 @@ struct service::impl : std::enable_shared_from_this<impl> {
         }
     }
 
+    // ---- the state topic (delivery counting) ----------------------------------------
+
+    asio::awaitable<void> state_loop() {
+        using namespace asio::experimental::awaitable_operators;
+        std::vector<std::string> topics{cfg.topics.state};
+        state_round_started = steady::now();
+        for (auto backoff = 500ms; !state_stop; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
+            auto r = co_await state_consumer->assign_topics(topics, kafka::offset_beginning);
+            if (r) break;
+            ++st.kafka_errors;
+            log.warn("worker.state_assign_failed", {{"error", r.error().message()}});
+            co_await sleep(backoff);
+        }
+        while (!state_stop) {
+            auto p = state_consumer->poll(1024);
+            auto w = state_wake.wait();
+            auto which = co_await (std::move(p) || std::move(w));
+            if (which.index() == 0) {
+                for (const auto& m : std::get<0>(which)) {
+                    state_next[m.partition] = m.offset + 1;
+                    if (m.tombstone()) {
+                        if (m.key) deliveries_view.erase(*m.key);
+                        continue;
+                    }
+                    auto snap = jobs::decode_job_status(*m.value);
+                    if (snap) deliveries_view.apply(*snap);
+                }
+            }
+            if (state_round_started && state_consumer->caught_up()) {
+                state_synced_at = *state_round_started;
+                state_round_started.reset();
+                log.debug("worker.state_synced", {{"live", static_cast<std::int64_t>(deliveries_view.size())}});
+                for (auto& wj : delivery_waiters)
+                    if (auto c = wj.lock()) c->wake.notify();
+                delivery_waiters.clear();
+            }
+            if (state_sync_wanted && !state_round_started) {
+                // A new round: read on from where we are; caught_up() turns
+                // true again once every partition reached the end it has now.
+                state_sync_wanted = false;
+                std::vector<kafka::topic_partition> positions;
+                for (auto tp : state_consumer->assignment()) {
+                    auto it = state_next.find(tp.partition);
+                    tp.offset = it == state_next.end() ? kafka::offset_beginning : it->second;
+                    positions.push_back(tp);
+                }
+                state_round_started = steady::now();
+                if (auto r = state_consumer->assign(positions); !r) {
+                    ++st.kafka_errors;
+                    log.warn("worker.state_assign_failed", {{"error", r.error().message()}});
+                    state_round_started.reset();
+                    state_sync_wanted = true;
+                    co_await sleep(500ms);
+                }
+            }
+        }
+    }
+
+    /// count_delivery: the earlier deliveries of this attempt that count, once
+    /// the state view caught up past the assignment of the job's partition
+    /// (at most cfg.delivery_sync_timeout; then with what the view knows).
+    asio::awaitable<input> count_delivery(job_ctx& c) {
+        const auto need_it = assigned_at.find(c.part);
+        const auto need = need_it == assigned_at.end() ? steady::now() : need_it->second;
+        const auto deadline = steady::now() + cfg.delivery_sync_timeout;
+        while (state_synced_at < need && !c.abort_requested && !c.cancel_requested && steady::now() < deadline) {
+            if (!state_round_started) {
+                state_sync_wanted = true;
+                state_wake.notify();
+            }
+            delivery_waiters.push_back(shared_from_job(c));
+            co_await c.wake.wait(deadline);
+        }
+        if (c.abort_requested) co_return status_input(step_status::aborted);
+        if (c.cancel_requested) co_return status_input(step_status::cancelled);
+        const auto& job = c.fsm->job();
+        input in;
+        in.prior_deliveries = deliveries_view.prior_deliveries(job.id, job.attempt, cfg.worker_id);
+        if (state_synced_at < need)
+            c.log.warn("job.deliveries_unsure", {{"known", in.prior_deliveries}, {"detail", "the state view is behind; running"}});
+        if (in.prior_deliveries > 0)
+            c.log.warn("job.redelivered", {{"earlier_deliveries", in.prior_deliveries}, {"max", cfg.max_deliveries}});
+        if (cfg.max_deliveries > 0 && in.prior_deliveries + 1 > cfg.max_deliveries) ++st.worker_lost;
+        co_return in;
+    }
+
     asio::awaitable<void> sleep(std::chrono::milliseconds d) {
         asio::steady_timer t(ex_, d);
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -756,6 +1055,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
 
     asio::awaitable<void> heartbeat_loop() {
         while (!hb_stop) {
+            sync_metrics();  // counters of the loops (commits, transactions, errors) and the gauges
             producer->post(heartbeat_record(draining ? worker_state::draining : worker_state::up));
             co_await hb_wake.wait(steady::now() + cfg.heartbeat_interval);
         }
@@ -769,6 +1069,12 @@ struct service::impl : std::enable_shared_from_this<impl> {
         for (;;) {
             action a = c->fsm->resume(in);
             if (a.type == action_type::done || a.type == action_type::abandon) {
+                if (a.type == action_type::abandon && a.snapshot) {
+                    // Handed back after running: say so on the state topic (best
+                    // effort), so that the next worker does not count a lost worker.
+                    deliveries_view.handed_back(c->id, a.snapshot->attempt);
+                    producer->post(make_record(cfg.topics.state, c->id, jobs::encode(*a.snapshot)));
+                }
                 finish_job(*c, a.type);
                 co_return;
             }
@@ -813,6 +1119,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
         jobs_.erase(c.seq);
         jobs_changed.notify();
         wake_poll();
+        sync_metrics();
     }
 
     asio::awaitable<input> perform(job_ctx& c, const action& a) {
@@ -848,14 +1155,17 @@ struct service::impl : std::enable_shared_from_this<impl> {
             }
             case action_type::commit_before_run:
                 co_return co_await commit_before_run(c);
+            case action_type::count_delivery:
+                co_return co_await count_delivery(c);
             case action_type::publish_running: {
                 std::vector<kafka::record> recs{make_record(cfg.topics.state, c.id, jobs::encode(*a.snapshot))};
-                auto s = co_await publish(c, std::move(recs));
-                if (s == step_status::ok) {
+                auto in = co_await publish(c, std::move(recs));
+                if (in.status == step_status::ok) {
                     ++st.started;
+                    sync_metrics();
                     c.log.info("job.started", {{"partition", c.part.partition}, {"offset", c.msg.offset}});
                 }
-                co_return status_input(s);
+                co_return in;
             }
             case action_type::open_credentials:
                 co_return open_credentials(c);
@@ -868,30 +1178,30 @@ struct service::impl : std::enable_shared_from_this<impl> {
             case action_type::upload_sinks:
                 co_return co_await upload(c);
             case action_type::dead_letter: {
-                auto s = co_await publish(c, records_of(c, a));
-                if (s == step_status::ok) {
+                auto in = co_await publish(c, records_of(c, a));
+                if (in.status == step_status::ok) {
                     ++st.dead_lettered;
                     c.log.warn("job.dead_lettered", {{"reason", a.reason}});
                 }
-                co_return status_input(s);
+                co_return in;
             }
             case action_type::schedule_retry: {
-                auto s = co_await publish(c, records_of(c, a));
-                if (s == step_status::ok) {
+                auto in = co_await publish(c, records_of(c, a));
+                if (in.status == step_status::ok) {
                     if (a.snapshot) ++st.retried;
                     c.log.info(a.snapshot ? "job.retry_scheduled" : "job.requeued",
                                {{"next_attempt", a.retry->attempt}, {"not_before_in_ms", a.retry->not_before - now_ms()}});
                 }
-                co_return status_input(s);
+                co_return in;
             }
             case action_type::publish_result: {
-                auto s = co_await publish(c, records_of(c, a));
-                if (s == step_status::ok && a.result) {
+                auto in = co_await publish(c, records_of(c, a));
+                if (in.status == step_status::ok && a.result) {
                     const bool final = a.snapshot.has_value();
                     count_result(*a.result, final);
                     log_result(c, *a.result, final);
                 }
-                co_return status_input(s);
+                co_return in;
             }
             case action_type::stage_for_transaction: {
                 stage(c, a);
@@ -1166,6 +1476,15 @@ struct service::impl : std::enable_shared_from_this<impl> {
         cc.read_committed = false;
         cancel_consumer = std::make_unique<kafka::consumer>(ex_, std::move(cc));
 
+        if (cfg.max_deliveries > 0) {
+            kafka::consumer_options sc;
+            static_cast<kafka::client_options&>(sc) = base;
+            sc.client_id = "faasd-worker-" + cfg.worker_id + "-state";
+            sc.group_id.clear();
+            sc.read_committed = true;
+            state_consumer = std::make_unique<kafka::consumer>(ex_, std::move(sc));
+        }
+
         kafka::producer_options po;
         static_cast<kafka::client_options&>(po) = base;
         po.client_id = "faasd-worker-" + cfg.worker_id;
@@ -1202,6 +1521,7 @@ struct service::impl : std::enable_shared_from_this<impl> {
         spawn_loop(heartbeat_loop(), "heartbeat");
         spawn_loop(commit_loop(), "commit");
         spawn_loop(txn_loop(), "transactions");
+        if (state_consumer) spawn_loop(state_loop(), "state");
 
         // Know the recent cancellations before taking jobs (bounded wait).
         {
@@ -1283,6 +1603,9 @@ struct service::impl : std::enable_shared_from_this<impl> {
         }
         cancel_stop = true;
         co_await cancel_consumer->close();
+        state_stop = true;
+        state_wake.notify();
+        if (state_consumer) co_await state_consumer->close();
         auto loops_deadline = steady::now() + 5s;
         co_await wait_for_condition([&] { return loops == 0; }, loops_deadline, loops_changed);
         co_await producer->close(5s);
@@ -1306,14 +1629,6 @@ asio::awaitable<void> service::run(std::shared_ptr<runtime::shutdown_signal> shu
     co_await self->run(std::move(shutdown), shutdown_grace);
 }
 
-service_stats service::stats() const {
-    auto s = impl_->st;
-    s.slots = impl_->cfg.slots;
-    s.busy = impl_->busy;
-    s.held = impl_->held;
-    s.waiting = static_cast<int>(impl_->slot_waiters.size());
-    s.paused = impl_->paused;
-    return s;
-}
+service_stats service::stats() const { return impl_->stats(); }
 
 }  // namespace faasd::worker

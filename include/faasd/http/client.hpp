@@ -126,9 +126,11 @@ public:
 
     /// Like request() but streams a 2xx body into `path` (created or truncated),
     /// at most max_bytes (else too_large and the file is removed). Non-2xx
-    /// statuses are bad_status (nothing is written).
+    /// statuses are bad_status (nothing is written). `status`, when not null,
+    /// receives the last HTTP status read (also when the result is an error,
+    /// so that a caller can tell 503 from 404); it must outlive the call.
     boost::asio::awaitable<result<client_response>> download(client_request req, std::filesystem::path path,
-                                                             std::uint64_t max_bytes);
+                                                             std::uint64_t max_bytes, int* status = nullptr);
 
     /// Number of pooled idle connections (tests).
     std::size_t idle_connections() const;

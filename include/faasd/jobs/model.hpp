@@ -120,11 +120,14 @@ struct timing {
     unix_ms run_started_at = 0;
     unix_ms finished_at = 0;
     std::int64_t queue_wait_ms = 0;  ///< started_at - submitted_at
-    std::int64_t prepare_ms = 0;     ///< repository preparation (clone or cache hit) and sources
+    std::int64_t prepare_ms = 0;     ///< everything before the run: clone_ms + sources_ms
     std::int64_t run_ms = 0;         ///< the function itself
     std::int64_t upload_ms = 0;      ///< sinks
     std::int64_t total_ms = 0;       ///< finished_at - submitted_at
     bool cache_hit = false;          ///< the commit was already in the repository cache
+    // The parts of prepare_ms (added later: last, so that aggregate initialisers keep their meaning).
+    std::int64_t clone_ms = 0;       ///< credentials opened and the repository checked out (clone or cache hit)
+    std::int64_t sources_ms = 0;     ///< the sources downloaded (0 without sources)
 };
 
 /// Why a job did not succeed: a stable code and a human sentence.
@@ -155,6 +158,11 @@ struct job_result {
     std::string stderr_text;    ///< captured, capped
     bool stdout_truncated = false;
     bool stderr_truncated = false;
+    /// The worker cut the result to its size budget (docs/worker.md "Result
+    /// size"): logs shortened with a marker and, if that was not enough, the
+    /// output dropped (null). Encoded as "result_capped", like the frontend's
+    /// own cap.
+    bool capped = false;
     std::vector<output_file> outputs;
     job_error error;
     timing times;
@@ -179,6 +187,10 @@ struct job_status {
     std::vector<std::string> tags;
     std::string idempotency_key;
     std::optional<job_result> result;  ///< set in terminal snapshots
+    /// Deliveries of this attempt that reached running, this one included (a
+    /// worker's running snapshot; kept in its hand-back snapshot). 0: not
+    /// counted (frontend snapshots, older workers). docs/semantics.md.
+    int deliveries = 0;
 };
 
 }  // namespace faasd::jobs

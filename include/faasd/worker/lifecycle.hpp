@@ -8,12 +8,13 @@
 //
 // The happy path of an at-least-once job:
 //
-//   check_cancel -> acquire_slot -> check_cancel -> publish_running
+//   check_cancel -> acquire_slot -> check_cancel -> count_delivery -> publish_running
 //   -> [open_credentials] -> prepare_repo -> [download_sources] -> run
 //   -> [upload_sinks] -> publish_result -> commit -> done
 //
-// at-most-once inserts commit_before_run after the slot is acquired (and has
-// no final commit); exactly-once replaces publish_result with
+// at-most-once has commit_before_run instead of count_delivery (its message
+// is never delivered again after the commit) and no final commit; a delivery
+// past max_deliveries ends with dead_letter + publish_result (worker_lost); exactly-once replaces publish_result with
 // stage_for_transaction (the result, the terminal snapshot, a retry or a
 // dead-letter record go into one transaction together with the offset).
 // A not_before in the future adds wait_until (holding no slot) before the
@@ -25,6 +26,7 @@
 
 #include <faasd/jobs/model.hpp>
 #include <faasd/worker/outcome.hpp>
+#include <faasd/worker/result_budget.hpp>
 #include <faasd/worker/retry.hpp>
 
 #include <deque>
@@ -39,6 +41,7 @@ enum class action_type {
     wait_until,             ///< not_before is in the future: wait until action::until without a slot (a cancel interrupts)
     acquire_slot,           ///< wait for a free slot (a cancel interrupts)
     commit_before_run,      ///< at-most-once: commit past this offset, wait for the coordinator's acknowledgement
+    count_delivery,         ///< how many deliveries of this attempt came before (answer input::prior_deliveries)
     publish_running,        ///< produce action::snapshot (running) to the state topic, wait for the ack
     open_credentials,       ///< decrypt the sealed credentials (just in time; wiped when the job ends)
     prepare_repo,           ///< check the repository out into a fresh workspace (answer with cache_hit)
@@ -50,7 +53,8 @@ enum class action_type {
     publish_result,         ///< produce action::result (results) and action::snapshot (terminal, if set) and wait for the acks
     stage_for_transaction,  ///< exactly-once: hand every record of the action to the next transaction with the offset
     commit,                 ///< release the offset: committed (or put in a transaction) once the watermark passes it
-    abandon,                ///< hand the job back: the offset stays uncommitted and the job is delivered again
+    abandon,                ///< hand the job back: the offset stays uncommitted and the job is delivered again;
+                            ///< action::snapshot, if set, is the hand-back snapshot to post (queued, same attempt)
     done,                   ///< nothing more to do
 };
 
@@ -82,12 +86,24 @@ struct input {
     bool cache_hit = false;                  ///< prepare_repo, ok
     std::optional<run_report> run;           ///< run, ok (may also come with cancelled: partial output)
     std::vector<jobs::output_file> outputs;  ///< upload_sinks: the outputs with the sinks' statuses
+    int prior_deliveries = 0;                ///< count_delivery: earlier deliveries that count (delivery_view)
 };
 
 struct lifecycle_config {
     std::string worker_id;
     retry_policy retry;
+    result_limits results;  ///< results are cut to results.result_bytes, snapshot copies to snapshot_bytes
+    /// Deliveries of one attempt that may reach running (--max-deliveries):
+    /// one more ends the job failed with worker_lost and dead-letters it. 0:
+    /// unlimited (and count_delivery is skipped).
+    int max_deliveries = 3;
 };
+
+/// The failure code a publishing step reports when Kafka refused a record for
+/// good (a permanent error such as msg_size_too_large): the machine publishes
+/// the result again cut to result_limits::fallback_bytes, and when that is
+/// refused too, dead-letters the message instead. Never an endless retry.
+inline constexpr const char* publish_refused_code = "publish_refused";
 
 class lifecycle {
 public:
@@ -121,6 +137,8 @@ public:
     std::optional<jobs::job_state> final_state() const noexcept { return final_state_; }
     /// The retry decision, once a failure was decided.
     std::optional<retry_verdict> verdict() const noexcept { return verdict_; }
+    /// This delivery's number (count_delivery answered; 1 for at-most-once).
+    int deliveries() const noexcept { return deliveries_; }
 
 private:
     enum class stage {
@@ -131,6 +149,7 @@ private:
         slot_acquired,
         cancel_checked_in_slot,
         committed_before_run,
+        deliveries_counted,
         running_published,
         credentials_opened,
         prepared,
@@ -151,9 +170,12 @@ private:
     // Builds the final sequence of actions and returns its first.
     action finish_success(jobs::unix_ms now);
     action finish_cancelled(jobs::unix_ms now, const run_report* partial);
-    action finish_failure(jobs::unix_ms now, failure f);
+    action finish_failure(jobs::unix_ms now, failure f, bool dead_letter_now = false);
+    action publish_running(jobs::unix_ms now);
+    action abandon(jobs::unix_ms now);
     action begin_final(std::deque<action> seq);
     action pop_final();
+    action on_refused(const failure& f);
 
     jobs::job_status snapshot(jobs::job_state state, jobs::unix_ms now) const;
     jobs::job_result make_result(jobs::job_state state, jobs::unix_ms now, const jobs::job_error& error) const;
@@ -172,7 +194,10 @@ private:
     bool run_started_ = false;
     bool holds_slot_ = false;
     bool prepare_started_ = false;
+    bool running_published_ = false;
+    int deliveries_ = 0;
     jobs::unix_ms prepare_started_at_ = 0;
+    jobs::unix_ms sources_started_at_ = 0;  // 0: no download started
     jobs::unix_ms upload_started_at_ = 0;
     jobs::timing times_;
     std::optional<run_report> report_;
@@ -180,6 +205,8 @@ private:
     std::optional<jobs::job_state> final_state_;
     std::optional<retry_verdict> verdict_;
     std::deque<action> final_;
+    std::optional<action> in_flight_;  // the final action being carried out (for on_refused)
+    int refusals_ = 0;
 };
 
 }  // namespace faasd::worker

@@ -1,11 +1,11 @@
 #pragma once
 // How the steps of an attempt end, mapped to job states, error codes and
-// failure kinds (pure; the table is in docs/worker.md "Failure codes").
+// failure kinds (pure; the table is in docs/worker.md "Failure codes"). The
+// mappings of the sandbox's outcomes and git's errors, which need those
+// modules' types, are in outcome_map.hpp (the shell).
 
 #include <faasd/core/error.hpp>
-#include <faasd/git/error.hpp>
 #include <faasd/jobs/model.hpp>
-#include <faasd/sandbox/limits.hpp>
 #include <faasd/worker/retry.hpp>
 
 #include <boost/json/value.hpp>
@@ -29,21 +29,6 @@ struct run_report {
     bool stderr_truncated = false;
     std::vector<jobs::output_file> outputs;  ///< output files; `sink` set when one matched
 };
-
-/// The sandbox's outcome as a job state and, unless it succeeded or was
-/// cancelled, a failure of kind `function` with the outcome's stable code
-/// (timeout -> timed_out "timeout", memory_limit -> failed "memory_limit", ...).
-struct run_verdict {
-    jobs::job_state state = jobs::job_state::succeeded;
-    std::optional<failure> fail;
-};
-run_verdict classify_run(const sandbox::run_status& status);
-
-/// Repository preparation: network_error and clone_failed are infrastructure
-/// failures (retried); repo_not_found, ref_not_found, auth_failed,
-/// scheme_not_allowed and invalid_url are permanent. The code is git's
-/// (git::to_string). `cancelled` is not a failure: do not call this for it.
-failure prepare_failure(git::git_errc code, std::string message);
 
 /// The repository's function convention failed (invalid_manifest, no_entry): permanent.
 failure convention_failure(std::string code, std::string message);

@@ -14,6 +14,7 @@
 #include <faasd/kafka/client.hpp>
 #include <faasd/runtime/runtime.hpp>
 #include <faasd/sandbox/limits.hpp>
+#include <faasd/worker/result_budget.hpp>
 #include <faasd/worker/retry.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -37,6 +38,9 @@ class repo_cache;
 }
 namespace faasd::sandbox {
 class function_runner;
+}
+namespace faasd::metrics {
+class registry;
 }
 
 namespace faasd::worker {
@@ -80,6 +84,7 @@ struct service_config {
     kafka::client_options kafka;                 ///< brokers and extra properties (log is set by the service)
     std::chrono::milliseconds heartbeat_interval{2000};
     retry_policy retry;
+    result_limits results;                       ///< result size budgets (docs/worker.md "Result size")
     sandbox::limits limits;                      ///< per-run defaults; the job's timeout_s replaces limits.timeout
     std::chrono::milliseconds max_timeout{std::chrono::hours(1)};  ///< upper bound of a job's timeout_s
     std::size_t cancel_max_ids = 100000;         ///< cancelled ids remembered
@@ -99,6 +104,15 @@ struct service_config {
     /// librdkafka transaction.timeout.ms of the exactly-once producer: how long
     /// a dead worker's open transaction blocks its partitions.
     std::chrono::milliseconds transaction_timeout{10000};
+    /// At-most-once: how long a job waits for the commit of its offset before
+    /// it ends failed with "commit_timeout" (docs/semantics.md).
+    std::chrono::milliseconds commit_timeout{60000};
+    /// Deliveries of one attempt that may reach running (--max-deliveries;
+    /// 0: unlimited, and the state topic is not followed). docs/semantics.md.
+    int max_deliveries = 3;
+    /// How long a job waits for the state view to catch up before it counts
+    /// its deliveries with what the view knows.
+    std::chrono::milliseconds delivery_sync_timeout{10000};
 };
 
 /// Counters since start (the /metrics source and test observations).
@@ -117,6 +131,10 @@ struct service_stats {
     std::uint64_t commits = 0;        ///< acknowledged offset commits
     std::uint64_t transactions = 0;   ///< committed transactions
     std::uint64_t kafka_errors = 0;   ///< failed produce, commit or transaction calls
+    std::uint64_t publish_errors = 0; ///< failed produce calls of job records (retried or refused)
+    std::uint64_t publish_refused = 0;  ///< records Kafka refused for good (too large, invalid)
+    std::uint64_t results_capped = 0;   ///< results cut to the result budget
+    std::uint64_t worker_lost = 0;      ///< jobs ended failed with worker_lost (delivered too often)
     int slots = 0;
     int busy = 0;
     int held = 0;                     ///< retries waiting for their not_before
@@ -130,6 +148,9 @@ struct service_deps {
     sandbox::function_runner* runner = nullptr;
     const crypto::key_ring* keys = nullptr;  ///< may be null or empty: jobs with credentials fail
     transfer_port* transfer = nullptr;       ///< may be null: jobs with sources or sinks fail
+    /// Where the service exports its counters (service_stats) in the
+    /// faasd_worker_* families (docs/worker.md "Metrics"); may be null.
+    std::shared_ptr<metrics::registry> metrics;
 };
 
 class service {

@@ -142,3 +142,75 @@ TEST_CASE("sources are downloaded and outputs uploaded over HTTP with sealed tok
         },
         test_timeout);
 }
+
+TEST_CASE("a source answering 503 or 429 is retried with the job's backoff; 404 is not", "[worker][integration]") {
+    setup s;
+    const auto fn = shell_repo(s.tmp.path(), "cat-source", R"SH(#!/bin/sh
+printf '{"got": "%s"}\n' "$(cat "$FAASD_SOURCES_DIR/in")" > "$FAASD_RESULT_FILE"
+)SH");
+    auto hits = std::make_shared<std::map<std::string, int>>();
+    http::router routes;
+    // First answer: the status in the path; then 200 with the body "ok".
+    for (const auto* path : {"/503", "/429", "/404"}) {
+        routes.add("GET", path, [hits, path](const http::request&, const http::route_params&) -> asio::awaitable<http::response> {
+            const int n = ++(*hits)[path];
+            const int status = std::stoi(std::string(path).substr(1));
+            if (n == 1 || status == 404) co_return http::response(status);
+            co_return http::response(200, {}, "ok");
+        });
+    }
+
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            faasd::test::http::test_server srv(ex, routes);
+            const std::string base = "http://127.0.0.1:" + std::to_string(srv.port);
+            kafka_side k(ex, s.brokers, s.prefix, s.logs.logger(log_level::info));
+            co_await k.start();
+            auto wcfg = s.worker();
+            wcfg.allow_private_sources = true;
+            worker_run w(ex, s.logs.logger());
+            w.start(wcfg, s.kafka());
+
+            std::map<std::string, jobs::job_message> jobs_by_path;
+            for (const auto* path : {"/503", "/429", "/404"}) {
+                auto j = make_job(fn);
+                j.spec.sources["in"] = jobs::source_spec{base + path, {}, ""};
+                jobs_by_path.emplace(path, j);
+                co_await k.submit(j);
+            }
+            REQUIRE(co_await k.wait_for(
+                [&] {
+                    for (const auto& [p, j] : jobs_by_path)
+                        if (!k.seen.terminal(j.id)) return false;
+                    return true;
+                },
+                60s));
+            INFO(s.logs.dump("job."));
+
+            for (const auto* path : {"/503", "/429"}) {
+                const auto& j = jobs_by_path.at(path);
+                INFO(path);
+                CHECK(k.seen.terminal(j.id)->state == job_state::succeeded);
+                CHECK(k.seen.terminal(j.id)->attempt == 2);
+                REQUIRE(k.seen.result_count(j.id) == 2);
+                const auto& first = k.seen.results[j.id][0];
+                CHECK(first.state == job_state::failed);
+                CHECK(first.error.code == "source_failed");
+                CHECK(first.error.message.find(std::string(path).substr(1)) != std::string::npos);
+                CHECK(k.seen.results[j.id][1].output.at("got") == "ok");
+                CHECK((*hits)[path] == 2);
+            }
+            const auto& gone = jobs_by_path.at("/404");
+            CHECK(k.seen.terminal(gone.id)->state == job_state::failed);
+            CHECK(k.seen.terminal(gone.id)->error.code == "source_failed");
+            CHECK(k.seen.terminal(gone.id)->error.message.find("404") != std::string::npos);
+            CHECK(k.seen.result_count(gone.id) == 1);
+            CHECK((*hits)["/404"] == 1);
+
+            REQUIRE(co_await w.stop());
+            co_await srv.stop();
+            co_await k.close();
+        },
+        test_timeout);
+}

@@ -5,6 +5,7 @@
 #include "integration/worker/worker_harness.hpp"
 
 #include <faasd/crypto/sealing.hpp>
+#include <faasd/http/client.hpp>
 
 #include <sys/stat.h>
 
@@ -636,6 +637,63 @@ TEST_CASE("sandbox limits end jobs with the right state while the worker keeps s
             REQUIRE(co_await k.wait_for([&] { return k.seen.terminal(ok.id) != nullptr && k.seen.result_count(ok.id) > 0; }, 60s));
             CHECK(k.seen.terminal(ok.id)->state == job_state::succeeded);
             CHECK(k.seen.results[ok.id].front().output.at("echo").at("still") == "alive");
+            REQUIRE(co_await w.stop());
+            co_await k.close();
+        },
+        test_timeout);
+}
+
+TEST_CASE("the worker's /metrics exports its counters and a job changes them", "[worker][integration]") {
+    setup s;
+    const auto fn = shell_repo(s.tmp.path(), "ok", "#!/bin/sh\necho '{\"ok\": true}'\n");
+    const int port = faasd::test::free_port();
+
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            kafka_side k(ex, s.brokers, s.prefix, s.logs.logger(log_level::info));
+            co_await k.start();
+            auto wcfg = s.worker();
+            wcfg.health_listen = "127.0.0.1:" + std::to_string(port);
+            worker_run w(ex, s.logs.logger());
+            w.start(wcfg, s.kafka());
+
+            http::client_config cc;
+            cc.policy = http::address_policy::allow_all();
+            http::client client(ex, cc);
+            const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+            std::string text;
+            // Polls /metrics until it contains `needle` (or the deadline passes).
+            auto metrics_until = [&](std::string needle) -> asio::awaitable<bool> {
+                auto deadline = std::chrono::steady_clock::now() + 30s;
+                asio::steady_timer t(ex);
+                while (std::chrono::steady_clock::now() < deadline) {
+                    auto r = co_await client.request(http::client_request("GET", url));
+                    if (r && r->status == 200) {
+                        text = r->body;
+                        if (text.find(needle) != std::string::npos) co_return true;
+                    }
+                    t.expires_after(100ms);
+                    co_await t.async_wait(asio::use_awaitable);
+                }
+                co_return false;
+            };
+
+            REQUIRE(co_await metrics_until("faasd_worker_slots 2\n"));
+            CHECK(text.find("faasd_worker_messages_total 0\n") != std::string::npos);
+            CHECK(text.find("faasd_worker_jobs_total{state=\"succeeded\"} 1") == std::string::npos);
+
+            auto job = make_job(fn);
+            co_await k.submit(job);
+            REQUIRE(co_await k.wait_for([&] { return k.seen.result_count(job.id) > 0; }, 60s));
+            INFO(text);
+            REQUIRE(co_await metrics_until("faasd_worker_jobs_total{state=\"succeeded\"} 1\n"));
+            CHECK(text.find("faasd_worker_messages_total 1\n") != std::string::npos);
+            CHECK(text.find("faasd_worker_attempts_started_total 1\n") != std::string::npos);
+            CHECK(text.find("faasd_worker_job_phase_seconds_count{phase=\"run\"} 1\n") != std::string::npos);
+            CHECK(text.find("faasd_worker_busy_slots 0\n") != std::string::npos);
+            CHECK(text.find("# TYPE faasd_worker_job_phase_seconds histogram") != std::string::npos);
+
             REQUIRE(co_await w.stop());
             co_await k.close();
         },

@@ -107,6 +107,37 @@ TEST_CASE("results and status snapshots round-trip", "[jobs][unit]") {
     CHECK(encode(*back) == encode(s));
 }
 
+TEST_CASE("results carry the split preparation times and the worker's cap; older results still decode",
+          "[jobs][unit]") {
+    job_result r;
+    r.id = "01ARYZ6S41TSV4RRFFQ69G5FAV";
+    r.state = job_state::succeeded;
+    r.capped = true;
+    r.times.prepare_ms = 300;
+    r.times.clone_ms = 120;
+    r.times.sources_ms = 180;
+    auto text = encode(r);
+    auto o = boost::json::parse(text).as_object();
+    CHECK(o.at("result_capped") == true);
+    CHECK(o.at("timing").at("clone_ms") == 120);
+    CHECK(o.at("timing").at("sources_ms") == 180);
+    auto back = decode_job_result(text);
+    REQUIRE(back.has_value());
+    CHECK(back->capped);
+    CHECK(back->times.clone_ms == 120);
+    CHECK(back->times.sources_ms == 180);
+    CHECK(encode(*back) == text);
+
+    // A result of an older worker: no split, no cap flag.
+    auto old = decode_job_result(
+        R"({"v":1,"id":"01ARYZ6S41TSV4RRFFQ69G5FAV","state":"succeeded","timing":{"prepare_ms":300,"run_ms":5}})");
+    REQUIRE(old.has_value());
+    CHECK_FALSE(old->capped);
+    CHECK(old->times.prepare_ms == 300);
+    CHECK(old->times.clone_ms == 0);
+    CHECK(old->times.sources_ms == 0);
+}
+
 TEST_CASE("decoding rejects malformed and unknown-version messages", "[jobs][unit]") {
     auto good = encode(sample_message());
     CHECK(decode_job_message("not json").error() == errc::bad_message);

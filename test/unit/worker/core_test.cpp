@@ -2,11 +2,17 @@
 // retry policy, the cancelled set, outcome mapping and wire formats.
 
 #include <faasd/worker/cancel_set.hpp>
+#include <faasd/worker/delivery_view.hpp>
 #include <faasd/worker/messages.hpp>
 #include <faasd/worker/offset_tracker.hpp>
 #include <faasd/worker/outcome.hpp>
+#include <faasd/worker/outcome_map.hpp>
+#include <faasd/worker/result_budget.hpp>
 #include <faasd/worker/retry.hpp>
 
+#include <faasd/jobs/codec.hpp>
+
+#include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
 
 using namespace faasd;
@@ -256,4 +262,147 @@ TEST_CASE("heartbeats and cancel requests on the wire", "[worker][unit]") {
     CHECK(hdr[0] == std::pair<std::string, std::string>{"faasd-reason", "bad_message: x"});
     CHECK(hdr[3].second == "41");
     CHECK(dead_letter_headers("r", "t", 0, 0, "w", 3).back() == std::pair<std::string, std::string>{"faasd-attempt", "3"});
+}
+
+namespace {
+
+jobs::job_result sample_result() {
+    jobs::job_result r;
+    r.id = "01JABCDEFGHJKMNPQRSTVWXYZ0";
+    r.owner_subject = "sub-1";
+    r.state = jobs::job_state::succeeded;
+    r.worker = "w-1";
+    r.exit_code = 0;
+    r.output = boost::json::object{{"answer", 42}};
+    r.stdout_text = "hello\n";
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("result budget: a result that fits is left alone", "[worker][unit]") {
+    auto r = sample_result();
+    const auto before = jobs::encode(r);
+    CHECK_FALSE(fit_result(r, 4096));
+    CHECK(jobs::encode(r) == before);
+    CHECK_FALSE(r.capped);
+}
+
+TEST_CASE("result budget: logs are cut first, the output is kept when it fits", "[worker][unit]") {
+    auto r = sample_result();
+    r.stdout_text = std::string(300'000, 'o');
+    r.stderr_text = std::string(10, 'e');
+    REQUIRE(fit_result(r, 64 * 1024));
+    CHECK(encoded_size(r) <= 64 * 1024);
+    CHECK(r.capped);
+    CHECK(r.stdout_truncated);
+    CHECK_FALSE(r.stderr_truncated);  // stderr was small: stdout got its share
+    CHECK(r.stderr_text == std::string(10, 'e'));
+    CHECK(r.output.at("answer") == 42);
+    CHECK(r.stdout_text.size() > 50'000);  // most of the budget went to stdout
+    CHECK(r.stdout_text.find("[faasd: cut to fit the result size limit: ") != std::string::npos);
+    CHECK(r.stdout_text.find("of 300000 bytes dropped]") != std::string::npos);
+    auto back = jobs::decode_job_result(jobs::encode(r));
+    REQUIRE(back.has_value());
+    CHECK(back->capped);
+}
+
+TEST_CASE("result budget: an output too large for the budget is dropped with a marker", "[worker][unit]") {
+    auto r = sample_result();
+    r.output = boost::json::string(std::string(200'000, 'x'));
+    r.stderr_text = "some log\n";
+    REQUIRE(fit_result(r, 64 * 1024));
+    CHECK(encoded_size(r) <= 64 * 1024);
+    CHECK(r.output.is_null());
+    CHECK(r.stderr_text.find("the output (200002 bytes of JSON) was dropped") != std::string::npos);
+    CHECK(r.stderr_text.find("some log") == 0);
+    CHECK(r.state == jobs::job_state::succeeded);
+}
+
+TEST_CASE("result budget: escapes and UTF-8 are measured as encoded", "[worker][unit]") {
+    auto r = sample_result();
+    // Control characters take 6 bytes each once escaped; a 3-byte UTF-8 sequence must not be split.
+    std::string s;
+    for (int i = 0; i < 50'000; ++i) s += (i % 2) ? std::string("\x01") : std::string("\xe2\x82\xac");
+    r.stdout_text = s;
+    r.stderr_text = s;
+    REQUIRE(fit_result(r, 20'000));
+    const auto text = jobs::encode(r);
+    CHECK(text.size() <= 20'000);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);  // still valid JSON (and valid UTF-8: boost::json checks)
+    CHECK_FALSE(ec);
+    auto back = jobs::decode_job_result(text);
+    REQUIRE(back.has_value());
+    auto kept = back->stdout_text.substr(0, back->stdout_text.find("\n[faasd:"));
+    for (std::size_t i = 0; i + 1 < kept.size(); ++i)
+        if (static_cast<unsigned char>(kept[i]) == 0xe2) CHECK(i + 2 < kept.size());
+}
+
+TEST_CASE("result budget: limits are validated", "[worker][unit]") {
+    CHECK(validate(result_limits{}).empty());
+    CHECK_FALSE(validate(result_limits{1024, 1024}).empty());
+    CHECK_FALSE(validate(result_limits{64 * 1024, 128 * 1024}).empty());
+}
+
+namespace {
+
+jobs::job_status snap(const std::string& id, jobs::job_state st, int attempt, int deliveries, const std::string& worker) {
+    jobs::job_status s;
+    s.id = id;
+    s.state = st;
+    s.attempt = attempt;
+    s.deliveries = deliveries;
+    s.worker = worker;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("delivery view: a running snapshot of a lost worker counts, a hand-back does not", "[worker][unit]") {
+    using jobs::job_state;
+    delivery_view v;
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 0);  // unknown: a first delivery
+    v.apply(snap("j1", job_state::queued, 1, 0, ""));   // the frontend's queued snapshot
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 0);
+    CHECK(v.size() == 0);
+    v.apply(snap("j1", job_state::running, 1, 1, "w-a"));
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 1);  // w-a died with it
+    CHECK(v.prior_deliveries("j1", 2, "w-me") == 0);  // another attempt: a fresh count
+    v.apply(snap("j1", job_state::running, 1, 2, "w-b"));
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 2);
+    // w-b handed it back gracefully: its delivery does not count.
+    v.apply(snap("j1", job_state::queued, 1, 2, ""));
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 1);
+    // Our own running snapshot: counted unless this process handed it back.
+    v.apply(snap("j1", job_state::running, 1, 2, "w-me"));
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 2);
+    v.handed_back("j1", 1);
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 1);
+    // A snapshot without a count (an older worker) counts as one delivery.
+    v.apply(snap("j2", job_state::running, 3, 0, "w-old"));
+    CHECK(v.prior_deliveries("j2", 3, "w-me") == 1);
+    // Terminal snapshots, a retry's queued snapshot and tombstones drop the job.
+    v.apply(snap("j1", job_state::succeeded, 1, 0, "w-me"));
+    CHECK(v.prior_deliveries("j1", 1, "w-me") == 0);
+    v.apply(snap("j2", job_state::queued, 4, 0, ""));
+    CHECK(v.prior_deliveries("j2", 3, "w-me") == 0);
+    v.apply(snap("j3", job_state::running, 1, 1, "w-a"));
+    v.erase("j3");
+    CHECK(v.prior_deliveries("j3", 1, "w-me") == 0);
+    CHECK(v.size() == 0);
+}
+
+TEST_CASE("delivery view: bounded, the oldest job goes first", "[worker][unit]") {
+    delivery_view v(3);
+    for (int i = 0; i < 5; ++i) v.apply(snap("j" + std::to_string(i), jobs::job_state::running, 1, 1, "w"));
+    CHECK(v.size() == 3);
+    CHECK(v.prior_deliveries("j0", 1, "x") == 0);
+    CHECK(v.prior_deliveries("j1", 1, "x") == 0);
+    CHECK(v.prior_deliveries("j4", 1, "x") == 1);
+    // An update does not make a job younger, but it keeps its place.
+    v.apply(snap("j2", jobs::job_state::running, 1, 2, "w"));
+    v.apply(snap("j5", jobs::job_state::running, 1, 1, "w"));
+    CHECK(v.prior_deliveries("j2", 1, "x") == 0);
+    CHECK(v.size() == 3);
 }

@@ -3,6 +3,9 @@
 // boost::redis's test_exec_fsm).
 
 #include <faasd/worker/lifecycle.hpp>
+#include <faasd/worker/outcome_map.hpp>
+
+#include <faasd/jobs/codec.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -94,8 +97,16 @@ void to_running(lifecycle& fsm, jobs::unix_ms now) {
     REQUIRE(fsm.resume(ok(now)).type == action_type::acquire_slot);
     REQUIRE(fsm.resume(ok(now)).type == action_type::check_cancel);
     if (fsm.mode() == delivery_mode::at_most_once) REQUIRE(fsm.resume(ok(now)).type == action_type::commit_before_run);
+    else REQUIRE(fsm.resume(ok(now)).type == action_type::count_delivery);
     auto a = fsm.resume(ok(now));
     REQUIRE(a.type == action_type::publish_running);
+}
+
+input prior(int n, jobs::unix_ms now) {
+    input in;
+    in.now = now;
+    in.prior_deliveries = n;
+    return in;
 }
 
 }  // namespace
@@ -112,7 +123,11 @@ TEST_CASE("at-least-once: the happy path, action by action", "[worker][unit]") {
     CHECK(a.type == action_type::check_cancel);
     CHECK(fsm.holds_slot());
     a = fsm.resume(ok(t0 + 100));
+    CHECK(a.type == action_type::count_delivery);
+    a = fsm.resume(ok(t0 + 100));  // no earlier delivery of attempt 1
     REQUIRE(a.type == action_type::publish_running);
+    CHECK(a.snapshot->deliveries == 1);
+    CHECK(fsm.deliveries() == 1);
     REQUIRE(a.snapshot);
     CHECK(a.snapshot->state == job_state::running);
     CHECK(a.snapshot->attempt == 1);
@@ -152,6 +167,8 @@ TEST_CASE("at-least-once: the happy path, action by action", "[worker][unit]") {
     CHECK(r.times.started_at == t0 + 100);
     CHECK(r.times.queue_wait_ms == 100);
     CHECK(r.times.prepare_ms == 195);
+    CHECK(r.times.clone_ms == 195);
+    CHECK(r.times.sources_ms == 0);
     CHECK(r.times.run_started_at == t0 + 300);
     CHECK(r.times.run_ms == 1000);
     CHECK(r.times.upload_ms == 0);
@@ -195,6 +212,8 @@ TEST_CASE("credentials, sources and sinks add their steps in order", "[worker][u
     const auto& r = *a.result;
     CHECK(r.state == job_state::succeeded);
     CHECK(r.times.prepare_ms == 340);  // credentials, repository and sources
+    CHECK(r.times.clone_ms == 140);    // credentials and the checkout
+    CHECK(r.times.sources_ms == 200);  // the downloads
     CHECK(r.times.run_ms == 500);
     CHECK(r.times.upload_ms == 100);
     CHECK(r.times.total_ms == 1000);
@@ -236,17 +255,45 @@ TEST_CASE("at-most-once commits before the run and never at the end", "[worker][
     CHECK(fsm.resume(ok(t0 + 41)).type == action_type::done);  // no commit: it happened before the run
 }
 
-TEST_CASE("at-most-once: a failed commit hands the job back without running it", "[worker][unit]") {
+TEST_CASE("at-most-once: a revoked partition before the commit hands the job back", "[worker][unit]") {
+    lifecycle fsm(make_job(), delivery_mode::at_most_once, config());
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    REQUIRE(fsm.resume(ok(t0)).type == action_type::commit_before_run);
+    CHECK(fsm.resume(with(step_status::aborted, t0)).type == action_type::abandon);
+    CHECK_FALSE(fsm.run_started());
+    CHECK_FALSE(fsm.released());
+    CHECK(fsm.resume(ok(t0)).type == action_type::done);
+}
+
+TEST_CASE("at-most-once: a commit that times out ends the job failed, not run", "[worker][unit]") {
+    // The offset stays released (the commit loop commits past it later), so
+    // the message will not come back: the job must not stay queued.
     lifecycle fsm(make_job(), delivery_mode::at_most_once, config());
     fsm.resume(ok(t0));
     fsm.resume(ok(t0));
     fsm.resume(ok(t0));
     REQUIRE(fsm.resume(ok(t0)).type == action_type::commit_before_run);
     failure f;
-    f.code = "commit_failed";
-    CHECK(fsm.resume(failed(t0, f)).type == action_type::abandon);
+    f.kind = failure_kind::permanent;
+    f.code = "commit_timeout";
+    f.message = "at-most-once: the offset commit was not acknowledged within 60000 ms; the job did not run";
+    auto a = fsm.resume(failed(t0 + 60'000, f));
+    REQUIRE(a.type == action_type::publish_result);
     CHECK_FALSE(fsm.run_started());
-    CHECK(fsm.resume(ok(t0)).type == action_type::done);
+    CHECK(fsm.released());
+    CHECK(fsm.verdict() == retry_verdict::not_retryable);  // never a second message for it
+    REQUIRE(a.result);
+    CHECK(a.result->state == job_state::failed);
+    CHECK(a.result->error.code == "commit_timeout");
+    CHECK(a.result->times.started_at == 0);
+    REQUIRE(a.snapshot);
+    CHECK(a.snapshot->state == job_state::failed);
+    CHECK(a.snapshot->error.code == "commit_timeout");
+    CHECK_FALSE(a.retry);
+    // No commit action: the offset was released before the wait.
+    CHECK(fsm.resume(ok(t0 + 60'010)).type == action_type::done);
 }
 
 TEST_CASE("exactly-once stages the result for the transaction, then releases the offset", "[worker][unit]") {
@@ -686,7 +733,16 @@ TEST_CASE("an aborted step hands the job back (revoked partition, shutdown)", "[
             to_running(fsm, t0);
             fsm.resume(ok(t0));
             REQUIRE(fsm.resume(ok(t0)).type == action_type::run);
-            CHECK(fsm.resume(with(step_status::aborted, t0)).type == action_type::abandon);
+            auto a = fsm.resume(with(step_status::aborted, t0 + 7));
+            REQUIRE(a.type == action_type::abandon);
+            // The hand-back snapshot: same attempt, queued, this delivery's count.
+            REQUIRE(a.snapshot);
+            CHECK(a.snapshot->state == job_state::queued);
+            CHECK(a.snapshot->attempt == 1);
+            CHECK(a.snapshot->deliveries == 1);
+            CHECK(a.snapshot->worker.empty());
+            CHECK(a.snapshot->updated_at == t0 + 7);
+            CHECK_FALSE(a.snapshot->result);
             CHECK_FALSE(fsm.released());
             CHECK(fsm.resume(ok(t0)).type == action_type::done);
         }
@@ -695,7 +751,9 @@ TEST_CASE("an aborted step hands the job back (revoked partition, shutdown)", "[
         lifecycle fsm(make_job(), delivery_mode::at_most_once, config());
         fsm.resume(ok(t0));
         REQUIRE(fsm.resume(ok(t0)).type == action_type::acquire_slot);
-        CHECK(fsm.resume(with(step_status::aborted, t0)).type == action_type::abandon);
+        auto a = fsm.resume(with(step_status::aborted, t0));
+        CHECK(a.type == action_type::abandon);
+        CHECK_FALSE(a.snapshot);  // it never ran: nothing to hand back on the state topic
     }
     SECTION("while publishing the result (at-least-once: it runs again elsewhere)") {
         lifecycle fsm(make_job(), delivery_mode::at_least_once, config());
@@ -774,5 +832,181 @@ TEST_CASE("poison messages go to dead-letter and release their offset", "[worker
         CHECK_FALSE(a.snapshot);
         CHECK(fsm.resume(ok(t0)).type == action_type::commit);
         CHECK(fsm.resume(ok(t0)).type == action_type::done);
+    }
+}
+
+TEST_CASE("a large result is cut to the result budget; the snapshot carries a smaller copy", "[worker][unit]") {
+    auto cfg = config();
+    cfg.results.result_bytes = 64 * 1024;
+    cfg.results.snapshot_bytes = 8 * 1024;
+    lifecycle fsm(make_job(), delivery_mode::at_least_once, cfg);
+    to_running(fsm, t0 + 10);
+    REQUIRE(fsm.resume(ok(t0 + 20)).type == action_type::prepare_repo);
+    REQUIRE(fsm.resume(ok(t0 + 30)).type == action_type::run);
+    auto rep = success_report();
+    rep.stdout_text = std::string(1 << 20, 'o');
+    rep.stderr_text = std::string(1 << 20, 'e');
+    boost::json::array big;
+    for (int i = 0; i < 20000; ++i) big.push_back(i);
+    rep.output = boost::json::object{{"numbers", big}};
+    auto a = fsm.resume(ran(t0 + 40, rep));
+    REQUIRE(a.type == action_type::publish_result);
+    REQUIRE(a.result);
+    CHECK(encoded_size(*a.result) <= cfg.results.result_bytes);
+    CHECK(a.result->capped);
+    CHECK(a.result->stdout_truncated);
+    CHECK(a.result->stderr_truncated);
+    CHECK(a.result->state == job_state::succeeded);
+    CHECK(a.result->stdout_text.find("[faasd: cut to fit the result size limit:") != std::string::npos);
+    REQUIRE(a.snapshot);
+    REQUIRE(a.snapshot->result);
+    CHECK(encoded_size(*a.snapshot->result) <= cfg.results.snapshot_bytes);
+    CHECK(a.snapshot->result->capped);
+    CHECK(jobs::encode(*a.snapshot).size() <= cfg.results.snapshot_bytes + 2048);
+}
+
+TEST_CASE("a refused result is published again cut to the fallback size, then dead-lettered", "[worker][unit]") {
+    auto job_failed_publish = [](jobs::unix_ms now) {
+        failure f;
+        f.kind = failure_kind::permanent;
+        f.code = publish_refused_code;
+        f.message = "Kafka refused the record: MSG_SIZE_TOO_LARGE";
+        return failed(now, f);
+    };
+    lifecycle fsm(make_job(), delivery_mode::at_least_once, config());
+    to_running(fsm, t0 + 10);
+    REQUIRE(fsm.resume(ok(t0 + 20)).type == action_type::prepare_repo);
+    REQUIRE(fsm.resume(ok(t0 + 30)).type == action_type::run);
+    auto rep = success_report();
+    rep.stdout_text = std::string(100'000, 'o');
+    auto a = fsm.resume(ran(t0 + 40, rep));
+    REQUIRE(a.type == action_type::publish_result);
+    CHECK_FALSE(a.result->capped);
+
+    // First refusal: the same outcome again, cut to the fallback size.
+    a = fsm.resume(job_failed_publish(t0 + 50));
+    REQUIRE(a.type == action_type::publish_result);
+    REQUIRE(a.result);
+    CHECK(a.result->capped);
+    CHECK(encoded_size(*a.result) <= result_limits::fallback_bytes);
+    CHECK(a.result->state == job_state::succeeded);
+    REQUIRE(a.snapshot);
+    REQUIRE(a.snapshot->result);
+    CHECK(encoded_size(*a.snapshot->result) <= result_limits::fallback_bytes);
+
+    // Second refusal: the message goes to dead-letter, the offset is released.
+    a = fsm.resume(job_failed_publish(t0 + 60));
+    REQUIRE(a.type == action_type::dead_letter);
+    CHECK(a.reason.rfind("publish_refused: ", 0) == 0);
+    CHECK(fsm.resume(ok(t0 + 70)).type == action_type::commit);
+    CHECK(fsm.resume(ok(t0 + 70)).type == action_type::done);
+}
+
+TEST_CASE("a refused dead letter is skipped: the sequence always ends", "[worker][unit]") {
+    failure f;
+    f.kind = failure_kind::permanent;
+    f.code = publish_refused_code;
+    auto fsm = lifecycle::poison(delivery_mode::at_least_once, "bad_message: not JSON", config());
+    REQUIRE(fsm.resume(ok(t0)).type == action_type::dead_letter);
+    CHECK(fsm.resume(failed(t0, f)).type == action_type::commit);
+    CHECK(fsm.resume(ok(t0)).type == action_type::done);
+}
+
+TEST_CASE("a failed download reports the clone and the download time so far", "[worker][unit]") {
+    auto job = make_job();
+    job.spec.sources["text"] = {"https://data.example.org/t.txt", {}, ""};
+    lifecycle fsm(job, delivery_mode::at_least_once, config());
+    to_running(fsm, t0 + 50);  // preparation starts at t0 + 50
+    REQUIRE(fsm.resume(ok(t0 + 50)).type == action_type::prepare_repo);
+    REQUIRE(fsm.resume(ok(t0 + 150)).type == action_type::download_sources);
+    failure f;
+    f.kind = failure_kind::permanent;
+    f.code = "source_failed";
+    auto a = fsm.resume(failed(t0 + 450, f));
+    REQUIRE(a.type == action_type::publish_result);
+    CHECK(a.result->times.clone_ms == 100);
+    CHECK(a.result->times.sources_ms == 300);
+    CHECK(a.result->times.prepare_ms == 400);
+    CHECK(a.result->times.run_ms == 0);
+}
+
+TEST_CASE("deliveries: a redelivery after a lost worker counts; past the maximum it ends worker_lost", "[worker][unit]") {
+    for (auto mode : {delivery_mode::at_least_once, delivery_mode::exactly_once}) {
+        DYNAMIC_SECTION(jobs::to_string(mode)) {
+            auto cfg = config();
+            cfg.max_deliveries = 3;
+            SECTION("the third delivery runs") {
+                lifecycle fsm(make_job(), mode, cfg);
+                fsm.resume(ok(t0));
+                fsm.resume(ok(t0));
+                fsm.resume(ok(t0));
+                REQUIRE(fsm.resume(ok(t0)).type == action_type::count_delivery);
+                auto a = fsm.resume(prior(2, t0 + 5));
+                REQUIRE(a.type == action_type::publish_running);
+                CHECK(a.snapshot->deliveries == 3);
+                CHECK(fsm.deliveries() == 3);
+            }
+            SECTION("the fourth is dead-lettered and ends failed, without running") {
+                lifecycle fsm(make_job(), mode, cfg);
+                fsm.resume(ok(t0));
+                fsm.resume(ok(t0));
+                fsm.resume(ok(t0));
+                REQUIRE(fsm.resume(ok(t0)).type == action_type::count_delivery);
+                auto a = fsm.resume(prior(3, t0 + 5));
+                CHECK_FALSE(fsm.run_started());
+                CHECK(fsm.final_state() == job_state::failed);
+                CHECK(fsm.verdict() == retry_verdict::exhausted);
+                if (mode == delivery_mode::exactly_once) {
+                    REQUIRE(a.type == action_type::stage_for_transaction);
+                    CHECK(a.dead_letter);
+                    CHECK(a.reason.rfind("worker_lost: ", 0) == 0);
+                } else {
+                    REQUIRE(a.type == action_type::dead_letter);
+                    CHECK(a.reason.rfind("worker_lost: ", 0) == 0);
+                    a = fsm.resume(ok(t0 + 6));
+                    REQUIRE(a.type == action_type::publish_result);
+                }
+                REQUIRE(a.result);
+                CHECK(a.result->state == job_state::failed);
+                CHECK(a.result->error.code == "worker_lost");
+                CHECK(a.result->error.message.find("lost 3 times") != std::string::npos);
+                REQUIRE(a.snapshot);
+                CHECK(a.snapshot->state == job_state::failed);
+                CHECK(a.snapshot->error.code == "worker_lost");
+                CHECK(fsm.resume(ok(t0 + 7)).type == action_type::commit);
+                CHECK(fsm.resume(ok(t0 + 7)).type == action_type::done);
+            }
+        }
+    }
+}
+
+TEST_CASE("deliveries: at-most-once and --max-deliveries 0 do not count", "[worker][unit]") {
+    {
+        lifecycle fsm(make_job(), delivery_mode::at_most_once, config());
+        to_running(fsm, t0);  // commit_before_run, then publish_running: no count_delivery
+        CHECK(fsm.deliveries() == 1);
+    }
+    auto cfg = config();
+    cfg.max_deliveries = 0;
+    lifecycle fsm(make_job(), delivery_mode::at_least_once, cfg);
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    auto a = fsm.resume(ok(t0));
+    REQUIRE(a.type == action_type::publish_running);
+    CHECK(a.snapshot->deliveries == 1);
+}
+
+TEST_CASE("deliveries: a cancel or an abort while counting", "[worker][unit]") {
+    lifecycle fsm(make_job(), delivery_mode::at_least_once, config());
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    fsm.resume(ok(t0));
+    REQUIRE(fsm.resume(ok(t0)).type == action_type::count_delivery);
+    SECTION("cancelled") { CHECK(fsm.resume(with(step_status::cancelled, t0)).result->state == job_state::cancelled); }
+    SECTION("aborted") {
+        auto a = fsm.resume(with(step_status::aborted, t0));
+        CHECK(a.type == action_type::abandon);
+        CHECK_FALSE(a.snapshot);
     }
 }
