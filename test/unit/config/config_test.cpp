@@ -190,7 +190,7 @@ TEST_CASE("durations, sizes and endpoints parse", "[config][unit]") {
     CHECK_FALSE(config::parse_endpoint("h:70000").has_value());
 }
 
-TEST_CASE("unknown FAASD_* variables are reported; only exact tooling names are exempt", "[config][unit]") {
+TEST_CASE("unknown FAASD_* variables are reported: only exact tooling names are exempt", "[config][unit]") {
     CLI::App app{"test"};
     auto* worker = app.add_subcommand("worker");
     std::string cache_dir, cache_max;
