@@ -46,6 +46,7 @@ void add_commands(const CLI::App& app, const std::string& prefix, boost::json::a
                                {"default", o->get_default_str()},
                                {"takes_value", o->get_items_expected_max() > 0},
                                {"multi", o->get_items_expected_max() > 1},
+                               {"bool", faasd::config::is_bool(*o)},
                                {"required", o->get_required()}});
         }
         out.push_back({{"path", path}, {"leaf", sub->get_subcommands({}).empty()}, {"options", std::move(options)}});

@@ -21,17 +21,17 @@
 #
 # Slow (compiles faasd inside the build container): not part of the default
 # test command. Artefacts (root file systems, podman storage, ccache) live in
-# ${FAASD_IMAGE_CACHE:-$FAASD_CACHE_DIR/image-check} (FAASD_CACHE_DIR defaults to
+# ${FAASD_IMAGE_CACHE:-$FAASD_DOWNLOADS_DIR/image-check} (FAASD_DOWNLOADS_DIR defaults to
 # ~/.cache/faasd), never in the repository.
 #
-# Usage: scripts/image-check.sh [--clean]      (as root; needs the Debian packages
-#        podman buildah debootstrap bubblewrap, see docs/deployment.md)
+# Usage: scripts/image-check.sh [--clean]      (as root; installs what it needs with
+#        scripts/install-deps.sh image: podman buildah debootstrap bubblewrap jq)
 # Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #        FAASD_IMAGE (default localhost/faasd:check), FAASD_STORAGE_DRIVER (overlay|vfs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${FAASD_IMAGE_CACHE:-${FAASD_CACHE_DIR:-${HOME:-/root}/.cache/faasd}/image-check}
+CACHE=${FAASD_IMAGE_CACHE:-${FAASD_DOWNLOADS_DIR:-${HOME:-/root}/.cache/faasd}/image-check}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 IMAGE=${FAASD_IMAGE:-localhost/faasd:check}
@@ -42,8 +42,9 @@ log() { printf '[image-check] %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, podman image mount)"
+"$ROOT/scripts/install-deps.sh" image >&2
 for tool in podman debootstrap bwrap jq; do
-    command -v "$tool" >/dev/null || die "$tool not found: apt-get install podman buildah debootstrap bubblewrap jq"
+    command -v "$tool" >/dev/null || die "$tool not found: scripts/install-deps.sh image"
 done
 
 if [ "${1:-}" = "--clean" ]; then

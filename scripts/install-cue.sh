@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/install-cue.sh: installs the cue CLI that deploy/kumori pins (the `cue`
 # field of deploy/kumori/kmodule.cue, the version kam uses) from the Go module
-# proxy, into ${FAASD_CACHE_DIR:-~/.cache/faasd}/cue/<version>/bin/cue (outside
+# proxy, into ${FAASD_DOWNLOADS_DIR:-~/.cache/faasd}/cue/<version>/bin/cue (outside
 # the repository; deploy/kumori/check.sh and the tests look there first).
 # Needs Go >= 1.16 (`go install pkg@version`). Idempotent; prints the path.
 #
@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=$(sed -n 's/^[[:space:]]*cue:[[:space:]]*"\(v[^"]*\)".*/\1/p' "$ROOT/deploy/kumori/kmodule.cue")
 [ -n "$VERSION" ] || { echo "install-cue: no cue version in deploy/kumori/kmodule.cue" >&2; exit 1; }
-DEST=${FAASD_CACHE_DIR:-${HOME:-/root}/.cache/faasd}/cue/$VERSION/bin
+DEST=${FAASD_DOWNLOADS_DIR:-${HOME:-/root}/.cache/faasd}/cue/$VERSION/bin
 
 if [ ! -x "$DEST/cue" ] || ! "$DEST/cue" version 2>/dev/null | grep -q "cue version $VERSION"; then
     if ! command -v go > /dev/null && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; fi

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages faasd needs to build, test and run.
+# Installs the Debian 12 packages faasd needs to build, test and run: exactly the
+# lists below, which docs/dependencies.md mirrors (a test compares the two).
 # Idempotent: packages already installed are skipped (no apt-get at all when
-# nothing is missing). Usage: scripts/install-deps.sh [build|test|all]
+# nothing is missing).
+#
+# Usage: scripts/install-deps.sh [build|test|all|image]   (default all = build + run + test)
+#        scripts/install-deps.sh --list [build|run|test|image|all]   print the package names
 set -euo pipefail
-
-what=${1:-all}
 
 build_pkgs=(
   g++ cmake ninja-build ccache pkg-config git ca-certificates
@@ -12,16 +14,39 @@ build_pkgs=(
   librdkafka-dev libgit2-dev libssl-dev libcli11-dev catch2
 )
 run_pkgs=(bubblewrap git python3 curl)
-test_pkgs=(kcat curl jq python3 procps iproute2 docker-compose wrk maven)
-# scripts/install-cue.sh builds the cue CLI (Kumori manifest checks) with Go from the module proxy:
-# Debian's Go only when no Go is installed already.
-if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then test_pkgs+=(golang-go); fi
+# golang-go: scripts/install-cue.sh builds the cue CLI (Kumori manifest checks) from the Go
+# module proxy; installed only when no Go is installed already (e.g. /usr/local/go).
+test_pkgs=(kcat curl jq python3 docker-compose wrk maven golang-go)
+# scripts/image-check.sh only (not part of the test command).
+image_pkgs=(podman buildah debootstrap bubblewrap jq)
 
-pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
-if [[ $what == test || $what == all ]]; then pkgs+=("${test_pkgs[@]}"); fi
+group() {
+  case "$1" in
+    build) printf '%s\n' "${build_pkgs[@]}" "${run_pkgs[@]}" ;;
+    run) printf '%s\n' "${run_pkgs[@]}" ;;
+    test) printf '%s\n' "${test_pkgs[@]}" ;;
+    image) printf '%s\n' "${image_pkgs[@]}" ;;
+    all) group build; group test ;;
+    *) echo "install-deps: unknown group '$1' (build, run, test, image, all)" >&2; exit 2 ;;
+  esac
+}
+
+if [[ ${1:-} == --list ]]; then
+  group "${2:-all}" | awk '!seen[$0]++'
+  exit 0
+fi
+
+what=${1:-all}
+case "$what" in
+  build) mapfile -t pkgs < <(group build) ;;
+  test | all) mapfile -t pkgs < <(group all | awk '!seen[$0]++') ;;
+  image) mapfile -t pkgs < <(group image) ;;
+  *) group "$what" >/dev/null ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
+  if [[ $p == golang-go ]] && { command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]]; }; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi

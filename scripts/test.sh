@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. installs the Debian packages (scripts/install-deps.sh test),
-#   2. configures and builds with the `ci` preset (warnings are errors),
+#   2. configures and builds with the `ci` preset (warnings are errors), while
+#      scripts/install-cue.sh builds cue (not for the unit tier),
 #   3. starts real Apache Kafka (1 node and a 3-node KRaft cluster) and real
 #      Keycloak as plain Java processes (test/services/services.sh),
 #   4. runs the unit, integration and end-to-end tiers with ctest,
@@ -22,7 +23,14 @@ log() { printf '[test.sh %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
 log "installing dependencies"
 scripts/install-deps.sh test
-if [[ -x scripts/install-cue.sh ]]; then scripts/install-cue.sh; fi
+mkdir -p .state
+# cue (Kumori manifest and compose checks of the integration tier): built with Go while the
+# C++ build runs; a cached cue makes this a no-op. Not needed for the unit tier.
+cue_pid=
+if [[ $label != unit ]]; then
+  scripts/install-cue.sh >.state/install-cue.log 2>&1 &
+  cue_pid=$!
+fi
 
 services=test/services/services.sh
 stop_services() {
@@ -36,7 +44,6 @@ if [[ $label == unit ]]; then needs_services=0; fi
 if ((needs_services)); then
   trap stop_services EXIT
   # Start Kafka and Keycloak while the build runs: both mostly wait on the JVMs.
-  mkdir -p .state
   log "starting real Kafka (1 node + 3-node KRaft) and Keycloak in the background"
   "$services" up all >.state/services-up.log 2>&1 &
   services_pid=$!
@@ -55,6 +62,15 @@ if ((needs_services)); then
   log "services ready"
   # shellcheck disable=SC1091
   source "${FAASD_SERVICES_DIR:-$root/.state/services}/services.env"
+fi
+
+if [[ -n $cue_pid ]]; then
+  if ! wait "$cue_pid"; then
+    cat .state/install-cue.log
+    log "scripts/install-cue.sh failed"
+    exit 1
+  fi
+  log "cue ready: $(tail -n 1 .state/install-cue.log)"
 fi
 
 log "running tests${label:+ (label $label)}"

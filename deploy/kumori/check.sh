@@ -17,7 +17,7 @@ OUT=${1:-$HERE/.out}
 WANT=$(sed -n 's/^[[:space:]]*cue:[[:space:]]*"\(v[^"]*\)".*/\1/p' "$HERE/kmodule.cue")
 CUE=${CUE:-}
 if [ -z "$CUE" ]; then
-    cached=${FAASD_CACHE_DIR:-${HOME:-/root}/.cache/faasd}/cue/$WANT/bin/cue
+    cached=${FAASD_DOWNLOADS_DIR:-${HOME:-/root}/.cache/faasd}/cue/$WANT/bin/cue
     if [ -x "$cached" ]; then CUE=$cached
     elif command -v cue > /dev/null; then CUE=$(command -v cue)
     else echo "check.sh: cue not found: run scripts/install-cue.sh" >&2; exit 1; fi

@@ -2,6 +2,8 @@
 #include "command.hpp"
 
 #include <faasd/config/config.hpp>
+#include <faasd/kafka/client.hpp>
+#include <faasd/kafka/producer.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -40,7 +42,8 @@ void add_kafka_options(CLI::App& app, kafka_config& cfg) {
         ->capture_default_str();
     app.add_option("--topic-prefix", cfg.topic_prefix, "Prefix of every topic name")->capture_default_str();
     app.add_option("--kafka-property", cfg.properties,
-                   "Extra librdkafka property key=value (repeatable; e.g. security.protocol=SSL)");
+                   "Extra librdkafka property key=value (repeatable; e.g. security.protocol=SSL); "
+                   "may not weaken the producers' acks=all or enable.idempotence=true");
     app.add_option("--topic-partitions", cfg.topic_partitions, "Partitions of topics created at start-up")
         ->capture_default_str();
     app.add_option("--topic-replication", cfg.topic_replication,
@@ -66,6 +69,7 @@ faasd::logger common_config::make_logger() const {
 std::chrono::milliseconds common_config::grace() const { return *config::parse_duration(shutdown_grace); }
 
 void kafka_config::validate() const {
+    if (brokers.empty()) throw config::config_error("--kafka-brokers: required (host:port[,host:port...])");
     if (!config::parse_broker_list(brokers))
         throw config::config_error("--kafka-brokers: '" + brokers + "' is not a list of host:port");
     for (const auto& p : properties) {
@@ -73,6 +77,10 @@ void kafka_config::validate() const {
         if (eq == std::string::npos || eq == 0)
             throw config::config_error("--kafka-property: '" + p + "' is not key=value");
     }
+    // Every role's producer is durable (kafka::producer_options::durable): refuse
+    // here, at start-up with exit status 2, what its constructor would refuse later.
+    if (auto why = kafka::durability_violation(kafka::parse_properties(properties)); !why.empty())
+        throw config::config_error("--kafka-property: " + why);
     if (topic_partitions < 1 || topic_partitions > 10000)
         throw config::config_error("--topic-partitions: must be between 1 and 10000");
     if (topic_replication < 1 || topic_replication > 100)

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 namespace faasd::config {
@@ -41,6 +44,17 @@ void collect_env(const CLI::App& app, std::set<std::string>& out) {
     for (const CLI::App* sub : app.get_subcommands({})) collect_env(*sub, out);
 }
 
+// FAASD_* variables that are not options but are read directly: by faasd (the
+// key ring, a secret) or by the project's own tooling, which developers export in
+// the shell they run faasd from (test/services/services.sh, scripts/). Exact
+// names only: a prefix would hide typos of real options (FAASD_CACHE_MAXSIZE).
+// FAASD_TEST_* (the test harness's service addresses) is the one prefix.
+constexpr std::string_view read_directly[] = {
+    "FAASD_CREDENTIALS_KEYS",  // roles/frontend, roles/worker: the credentials key ring
+    "FAASD_SERVICES_DIR",      // test/services/services.sh state (exported by services.env)
+    "FAASD_DOWNLOADS_DIR",     // download cache of services.sh, install-cue.sh, image-check.sh, kumori/check.sh
+};
+
 bool parse_u64(std::string_view s, std::uint64_t& v) {
     if (s.empty()) return false;
     auto r = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -48,6 +62,8 @@ bool parse_u64(std::string_view s, std::uint64_t& v) {
 }
 
 }  // namespace
+
+bool is_bool(const CLI::Option& o) { return o.get_items_expected_max() == 1 && o.get_type_name() == "BOOLEAN"; }
 
 std::string env_name_for(std::string_view n) {
     std::string out = "FAASD_";
@@ -61,13 +77,23 @@ void bind_env(CLI::App& app) {
         if (n.empty() || n == "help" || n == "help-all" || n == "version") continue;
         if (o->get_envname().empty()) o->envname(env_name_for(n));
         if (o->get_items_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        // CLI11 prints a bool's default as 1/0; help and the config example say true|false.
+        if (is_bool(*o) && (o->get_default_str() == "1" || o->get_default_str() == "0"))
+            o->default_str(o->get_default_str() == "1" ? "true" : "false");
     }
     for (CLI::App* sub : app.get_subcommands({})) bind_env(*sub);
 }
 
 std::vector<file_entry> read_file(const std::filesystem::path& path) {
+    // An ifstream opens a directory and then reads nothing: refuse it explicitly.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw config_error("cannot read config file " + path.string() + ": it is a directory");
+    errno = 0;
     std::ifstream in(path);
-    if (!in) throw config_error("cannot read config file " + path.string());
+    if (!in)
+        throw config_error("cannot read config file " + path.string() +
+                           (errno != 0 ? ": " + std::string(std::strerror(errno)) : std::string()));
     std::vector<file_entry> out;
     std::string section, raw;
     int line_no = 0;
@@ -98,6 +124,7 @@ std::vector<file_entry> read_file(const std::filesystem::path& path) {
         }
         out.push_back({section, normalise_key(key), value, line_no});
     }
+    if (in.bad()) throw config_error("cannot read config file " + path.string() + ": read error");
     return out;
 }
 
@@ -155,9 +182,8 @@ std::vector<std::string> unknown_env(const CLI::App& app, char** env) {
         std::string_view kv(*p);
         if (!kv.starts_with("FAASD_")) continue;
         auto name = std::string(kv.substr(0, kv.find('=')));
-        // Secrets and test-harness variables are read directly, not as options.
-        if (name.starts_with("FAASD_TEST_") || name.starts_with("FAASD_CREDENTIALS_KEY") ||
-            name.starts_with("FAASD_SERVICES") || name.starts_with("FAASD_CACHE"))
+        if (name.starts_with("FAASD_TEST_") || std::find(std::begin(read_directly), std::end(read_directly), name) !=
+                                                    std::end(read_directly))
             continue;
         if (!known.count(name)) out.push_back(name);
     }

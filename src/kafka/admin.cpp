@@ -5,7 +5,9 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
+#include <system_error>
 
 namespace faasd::kafka {
 
@@ -155,7 +157,7 @@ public:
         co_return out;
     }
 
-    asio::awaitable<result<std::map<std::string, std::string>>> topic_configs(std::string topic) {
+    asio::awaitable<result<std::map<std::string, std::string>>> topic_configs(std::string topic, bool overrides_only) {
         auto self = shared_from_this();
         rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
         auto start = [&](rd_kafka_t* rk, auto* o, auto* q) {
@@ -173,6 +175,8 @@ public:
             std::size_t n = 0;
             const auto** entries = rd_kafka_ConfigResource_configs(resources[i], &n);
             for (std::size_t j = 0; j < n; ++j) {
+                if (overrides_only && rd_kafka_ConfigEntry_source(entries[j]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+                    continue;
                 const char* v = rd_kafka_ConfigEntry_value(entries[j]);
                 out[rd_kafka_ConfigEntry_name(entries[j])] = v ? v : "";
             }
@@ -227,9 +231,15 @@ private:
             rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, rf, errstr, sizeof errstr);
             if (nt == nullptr) co_return make_error(errc::invalid_arg, t.name + ": " + errstr);
             nts.push_back(nt);
-            for (const auto& [k, v] : t.configs)
+            for (auto [k, v] : t.configs) {
+                // More in-sync replicas required than there are replicas: no
+                // acks=all write could ever succeed (e.g. a one-broker dev cluster).
+                if (int isr = 0; k == "min.insync.replicas" && std::from_chars(v.data(), v.data() + v.size(), isr).ec ==
+                                                                   std::errc() && isr > rf)
+                    v = std::to_string(rf);
                 if (auto err = rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str()))
                     co_return rd_error(err, t.name + ": config " + k);
+            }
         }
         auto start = [&](rd_kafka_t* rk, auto* o, auto* q) {
             rd_kafka_CreateTopics(rk, nts.data(), nts.size(), o, q);
@@ -323,8 +333,9 @@ asio::awaitable<result<int>> admin::broker_count() {
     if (!b) co_return b.error();
     co_return static_cast<int>(b->size());
 }
-asio::awaitable<result<std::map<std::string, std::string>>> admin::topic_configs(std::string topic) {
-    return impl_->topic_configs(std::move(topic));
+asio::awaitable<result<std::map<std::string, std::string>>> admin::topic_configs(std::string topic,
+                                                                                  bool overrides_only) {
+    return impl_->topic_configs(std::move(topic), overrides_only);
 }
 asio::awaitable<result<void>> admin::delete_topics(std::vector<std::string> topics) {
     return impl_->delete_topics(std::move(topics));

@@ -5,6 +5,8 @@
 
 #include <boost/system/system_error.hpp>
 
+#include <cctype>
+
 #include <deque>
 #include <unordered_map>
 
@@ -19,7 +21,22 @@ int clamp_ms(std::chrono::steady_clock::duration d) {
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 3'600'000));
 }
 
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 }  // namespace
+
+std::string durability_violation(const std::map<std::string, std::string>& properties) {
+    for (const auto& [k, v] : properties) {
+        if ((k == "acks" || k == "request.required.acks") && lower(v) != "all" && v != "-1")
+            return k + "=" + v + " would weaken acks=all (a delivered record must be on every in-sync replica)";
+        if (k == "enable.idempotence" && lower(v) != "true")
+            return k + "=" + v + " would turn off idempotence (retries could duplicate or reorder records)";
+    }
+    return {};
+}
 
 class producer::impl final : public client_core {
 public:
@@ -28,6 +45,9 @@ public:
           transactional_(!opts.transactional_id.empty()),
           max_backlog_(opts.max_backlog),
           backlog_signal_(loop) {
+        if (opts.durable)
+            if (auto why = durability_violation(opts.properties); !why.empty())
+                throw exception(make_error(errc::invalid_arg, "producer: " + why));
         auto props = base_properties();
         props["enable.idempotence"] = "true";
         props["acks"] = "all";

@@ -1,17 +1,26 @@
 #include <faasd/kafka/topics.hpp>
 
+#include <algorithm>
+
 namespace faasd::kafka {
 
 namespace {
 constexpr std::int64_t hour_ms = 3'600'000;
 constexpr std::int64_t day_ms = 24 * hour_ms;
 
+// With acks=all a write is acknowledged once min.insync.replicas replicas have
+// it: 2 of 3 survives the loss of a broker; never more than the replicas.
+std::string min_isr(int rf) { return std::to_string(std::clamp(rf, 1, 2)); }
+
 topic_spec deleted_after(std::string name, int partitions, int rf, std::int64_t retention_ms) {
-    return {std::move(name), partitions, rf, {{"cleanup.policy", "delete"}, {"retention.ms", std::to_string(retention_ms)}}};
+    return {std::move(name),
+            partitions,
+            rf,
+            {{"cleanup.policy", "delete"}, {"retention.ms", std::to_string(retention_ms)}, {"min.insync.replicas", min_isr(rf)}}};
 }
 
 topic_spec compacted(std::string name, int partitions, int rf) {
-    return {std::move(name), partitions, rf, {{"cleanup.policy", "compact"}}};
+    return {std::move(name), partitions, rf, {{"cleanup.policy", "compact"}, {"min.insync.replicas", min_isr(rf)}}};
 }
 }  // namespace
 

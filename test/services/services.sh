@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real Apache Kafka (KRaft) and Keycloak for faasd's tests, as plain Java processes on 127.0.0.1.
 #
-# Artifacts come from Maven Central (through `mvn`) and are cached under $FAASD_CACHE_DIR;
+# Artifacts come from Maven Central (through `mvn`) and are cached under $FAASD_DOWNLOADS_DIR;
 # running state (configs, data, logs, pids, services.env) lives under $FAASD_SERVICES_DIR.
 # No Docker. See docs/real-services.md.
 #
@@ -30,7 +30,7 @@ KEYCLOAK_JVM_APPEND="${FAASD_KEYCLOAK_JVM_APPEND:--XX:TieredStopAtLevel=1}"
 SELF="$(readlink -f "${BASH_SOURCE[0]}")"
 REPO_ROOT="$(cd "$(dirname "$SELF")/../.." && pwd -P)"
 STATE_DIR="${FAASD_SERVICES_DIR:-$REPO_ROOT/.state/services}"
-CACHE_DIR="${FAASD_CACHE_DIR:-${HOME:-/root}/.cache/faasd}"
+CACHE_DIR="${FAASD_DOWNLOADS_DIR:-${HOME:-/root}/.cache/faasd}"
 REALM_FILE="${FAASD_KEYCLOAK_REALM_FILE:-$REPO_ROOT/config/keycloak/faas-realm.json}"
 READY_TOPIC="faasd-services-ready"
 SERVICES=(kafka kafka3 keycloak)
@@ -227,7 +227,13 @@ write_env_locked() {
       if [[ -f "$STATE_DIR/$s/env" ]]; then cat "$STATE_DIR/$s/env"; any=1; fi
     done
   } >"$tmp"
-  if ((any)); then mv -f "$tmp" "$ENV_FILE"; else rm -f "$tmp" "$ENV_FILE"; fi
+  if ((any)) && ! cmp -s <(tail -n +2 "$tmp") <(tail -n +2 "$ENV_FILE" 2>/dev/null); then
+    mv -f "$tmp" "$ENV_FILE"
+  elif ((any)); then
+    rm -f "$tmp"  # unchanged (a re-verified `up`): keep the file, whichever checkout wrote it
+  else
+    rm -f "$tmp" "$ENV_FILE"
+  fi
 }
 
 # ---------------------------------------------------------------- java
@@ -278,8 +284,10 @@ java_id() { "$1" -version 2>&1 | cksum | cut -d' ' -f1; }
 
 # Quiet batch Maven; its output goes to stderr, without the colour codes 3.8 still emits.
 # One Maven at a time per cache (the local repository is not safe for concurrent downloads).
+# Every download is one line in $CACHE_DIR/downloads.log (time, pid, what): a cached start adds none.
 run_mvn() { with_lock "$CACHE_DIR/.lock-mvn" run_mvn_locked "$@"; }
 run_mvn_locked() {
+  printf '%s %s mvn %s\n' "$(date -u +%FT%TZ)" "$$" "$*" >>"$CACHE_DIR/downloads.log"
   mvn -B -q -Dstyle.color=never "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | sed '/^$/d' >&2
 }
 

@@ -26,6 +26,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace faasd::config {
@@ -39,8 +40,12 @@ struct config_error : std::runtime_error {
 std::string env_name_for(std::string_view long_name);
 
 /// Gives every long option of app and of all its subcommands an environment
-/// variable named by env_name_for, and sets TakeLast for single-value options.
+/// variable named by env_name_for, sets TakeLast for single-value options, and
+/// shows the defaults of boolean options as true/false (CLI11 says 1/0).
 void bind_env(CLI::App& app);
+
+/// True for an option that takes one true|false value (CLI11 type BOOLEAN).
+bool is_bool(const CLI::Option& o);
 
 struct file_entry {
     std::string section;  ///< "" for top-level keys
@@ -63,7 +68,10 @@ void apply_file(CLI::App& subcommand, const std::vector<file_entry>& entries, co
 /// Every long option name of app and its subcommands (to check top-level keys).
 std::vector<std::string> all_long_names(const CLI::App& app);
 
-/// Names of FAASD_* environment variables that no option uses (warned about at start-up).
+/// Names of FAASD_* environment variables that no option of app uses and that
+/// are not read directly (FAASD_CREDENTIALS_KEYS, the tooling's
+/// FAASD_SERVICES_DIR and FAASD_DOWNLOADS_DIR, the test harness's FAASD_TEST_*).
+/// A normal start warns about each; --check-config exits 2 (README.md, Configuration).
 std::vector<std::string> unknown_env(const CLI::App& app, char** environ_ptr);
 
 // ---- Value parsers (pure) ------------------------------------------------

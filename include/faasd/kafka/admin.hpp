@@ -28,7 +28,9 @@ struct topic_spec {
     std::string name;
     int partitions = 1;
     int replication_factor = 1;                  ///< capped at the number of brokers
-    std::map<std::string, std::string> configs;  ///< e.g. cleanup.policy=compact, retention.ms
+    /// e.g. cleanup.policy=compact, retention.ms; a min.insync.replicas above
+    /// the (capped) replication factor is lowered to it (else acks=all could never succeed).
+    std::map<std::string, std::string> configs;
 
     friend bool operator==(const topic_spec&, const topic_spec&) = default;
 };
@@ -76,8 +78,11 @@ public:
     boost::asio::awaitable<result<std::vector<broker_metadata>>> brokers();
     boost::asio::awaitable<result<int>> broker_count();
 
-    /// The topic's configuration entries (DescribeConfigs), e.g. "cleanup.policy".
-    boost::asio::awaitable<result<std::map<std::string, std::string>>> topic_configs(std::string topic);
+    /// The topic's configuration entries (DescribeConfigs), e.g. "cleanup.policy";
+    /// with `overrides_only`, only those set on the topic itself (not broker or
+    /// built-in defaults).
+    boost::asio::awaitable<result<std::map<std::string, std::string>>> topic_configs(std::string topic,
+                                                                                     bool overrides_only = false);
 
     /// Deletes topics (tests and `faasd dev` clean-up); a missing topic is success.
     boost::asio::awaitable<result<void>> delete_topics(std::vector<std::string> topics);

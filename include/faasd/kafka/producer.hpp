@@ -8,8 +8,9 @@
 // blocking pool; while they wait, the loop keeps serving delivery reports.
 //
 // Defaults: enable.idempotence=true, acks=all, partitioner=murmur2_random
-// (same partition for a key as Java clients), linger.ms=5. Anything can be
-// overridden by client_options::properties.
+// (same partition for a key as Java clients), linger.ms=5. client_options::
+// properties override them, except that a durable producer (the default)
+// refuses properties that would weaken acks=all or enable.idempotence=true.
 //
 // Thread safety: a producer is used from the loop thread only (any number of
 // coroutines at once). Its completions resume on the executor given at
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,7 +43,18 @@ struct producer_options : client_options {
     /// and send() on queue-full). post() drops and counts beyond it; send()
     /// returns errc::queue_full (retryable).
     std::size_t max_backlog = 100000;
+    /// Durable (default): `properties` may not weaken acks=all or
+    /// enable.idempotence=true (see durability_violation); the constructor
+    /// throws kafka::exception (invalid_arg) if they do. A delivered record is
+    /// then on min.insync.replicas brokers, and retries add no duplicates.
+    bool durable = true;
 };
+
+/// Why these librdkafka properties would weaken a durable producer, or "" if
+/// they do not: `acks` or its alias `request.required.acks` other than all or
+/// -1, or `enable.idempotence` other than true. Pure; roles call it to refuse
+/// --kafka-property at start-up, the producer calls it when durable.
+std::string durability_violation(const std::map<std::string, std::string>& properties);
 
 /// Counters, for logs and the observer.
 struct producer_stats {

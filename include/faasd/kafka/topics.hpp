@@ -16,7 +16,10 @@ namespace faasd::kafka {
 /// (cleanup.policy=compact); the others are deleted after their retention:
 /// jobs.*, results, dead-letter 7 d; cancel and observer 1 d; heartbeats 1 h.
 /// `observer` and `observer-config` have one partition (single key); the
-/// others `partitions`. Pure.
+/// others `partitions`. Every topic gets min.insync.replicas = min(2,
+/// replication_factor), so that an acks=all write survives a broker's loss
+/// whatever the broker default (admin::ensure_topics lowers it with the
+/// replication factor when there are fewer brokers). Pure.
 std::vector<topic_spec> faasd_topic_specs(const jobs::topic_names& names, int partitions, int replication_factor);
 
 /// Creates every faasd topic that does not exist (admin::ensure_topics).

@@ -5,12 +5,17 @@
 // it accepts (`faasd --check-config`); compose and Kumori agree on commands,
 // variables, ports and image versions; the topic table matches the code.
 //
-// Needs docker-compose and cue (scripts/install-cue.sh), no services.
+// Needs docker-compose and cue (scripts/install-cue.sh); the topic test also
+// the single-node test Kafka (FAASD_TEST_KAFKA).
 
 #include "deploy_tools.hpp"
 
-#include <faasd/jobs/topics.hpp>
+#include "unit/kafka/kafka_test_util.hpp"
 
+#include <faasd/jobs/topics.hpp>
+#include <faasd/kafka/kafka.hpp>
+
+#include <boost/asio/this_coro.hpp>
 #include <catch2/catch.hpp>
 
 #include <regex>
@@ -46,14 +51,16 @@ const d::compose_service& service(const std::vector<d::compose_service>& all, co
 
 struct kumori_exports {
     d::kumori_deployment faas, keycloak;
+    json::value faas_json, keycloak_json;  ///< as cue exported them
 };
 const kumori_exports& kumori() {
     static const kumori_exports k = [] {
         faasd::test::temp_dir out("faasd-kumori");
         auto r = d::kumori_check(out.path());
         if (r.exit_code != 0) throw std::runtime_error("deploy/kumori/check.sh failed:\n" + r.out + r.err);
-        return kumori_exports{d::parse_kumori(json::parse(d::read_text(out.path() / "faas_deployment.json"))),
-                              d::parse_kumori(json::parse(d::read_text(out.path() / "keycloak_deployment.json")))};
+        auto faas = json::parse(d::read_text(out.path() / "faas_deployment.json"));
+        auto keycloak = json::parse(d::read_text(out.path() / "keycloak_deployment.json"));
+        return kumori_exports{d::parse_kumori(faas), d::parse_kumori(keycloak), faas, keycloak};
     }();
     return k;
 }
@@ -303,19 +310,85 @@ TEST_CASE("faas.yml and keycloak.yml: the frontend reaches the issuer its tokens
     CHECK(std::count(fe.networks.begin(), fe.networks.end(), "faasd-shared") == 1);
 }
 
-TEST_CASE("kafka/create-topics.sh creates exactly the topics faasd uses", "[deploy][integration]") {
-    auto script = d::read_text(source_dir() / "deploy/compose/kafka/create-topics.sh");
-    auto begin = script.find("TOPICS=\"\n");
-    REQUIRE(begin != std::string::npos);
-    auto end = script.find("\"\n", begin + 9);
-    std::istringstream table(script.substr(begin + 9, end - begin - 9));
-    std::map<std::string, std::string> cleanup;
-    for (std::string name, policy, retention; table >> name >> policy >> retention;) cleanup[name] = policy;
+namespace {
 
-    auto topics = faasd::jobs::topic_names::with_prefix("");
-    std::map<std::string, std::string> expected;
-    for (const auto& t : topics.all()) expected[t] = topics.compacted(t) ? "compact" : "delete";
-    CHECK(cleanup == expected);
+/// Runs deploy/compose/kafka/create-topics.sh with exactly `env` and, as its
+/// KAFKA_TOPICS, a stand-in that records its arguments (the real kafka-topics
+/// is one JVM start per topic: ~3 s each here). Returns the --create calls as
+/// topic specs, sorted by name.
+std::vector<faasd::kafka::topic_spec> run_create_topics(std::map<std::string, std::string> env) {
+    faasd::test::temp_dir tmp("faasd-create-topics");
+    const auto calls = tmp.path() / "calls";
+    const auto shim = tmp.path() / "kafka-topics";
+    {
+        std::ofstream out(shim);
+        out << "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '" << calls.string()
+            << "'\necho @@end >> '" << calls.string() << "'\n";
+    }
+    std::filesystem::permissions(shim, std::filesystem::perms::owner_all);
+    env["KAFKA_TOPICS"] = shim.string();
+    env["PATH"] = "/usr/bin:/bin";
+    auto r = d::run_clean({"/bin/bash", (source_dir() / "deploy/compose/kafka/create-topics.sh").string()}, env);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+
+    std::vector<faasd::kafka::topic_spec> out;
+    std::istringstream in(d::read_text(calls));
+    std::vector<std::string> args;
+    for (std::string line; std::getline(in, line);) {
+        if (line != "@@end") {
+            args.push_back(line);
+            continue;
+        }
+        INFO("kafka-topics " << json::serialize(json::value_from(args)));
+        auto value = [&](const std::string& flag, std::size_t from) {
+            REQUIRE(from + 1 < args.size());
+            CHECK(args[from] == flag);
+            return args[from + 1];
+        };
+        CHECK(value("--bootstrap-server", 0) == env.at("BOOTSTRAP"));
+        if (std::count(args.begin(), args.end(), "--create") == 1) {
+            CHECK(std::count(args.begin(), args.end(), "--if-not-exists") == 1);
+            faasd::kafka::topic_spec spec;
+            for (std::size_t i = 0; i < args.size(); ++i) {
+                if (args[i] == "--topic") spec.name = value("--topic", i);
+                if (args[i] == "--partitions") spec.partitions = std::stoi(value("--partitions", i));
+                if (args[i] == "--replication-factor") spec.replication_factor = std::stoi(value("--replication-factor", i));
+                if (args[i] == "--config") {
+                    auto kv = value("--config", i);
+                    auto eq = kv.find('=');
+                    REQUIRE(eq != std::string::npos);
+                    CHECK(spec.configs.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second);
+                }
+            }
+            out.push_back(spec);
+        }
+        args.clear();
+    }
+    auto by_name = [](const auto& a, const auto& b) { return a.name < b.name; };
+    std::sort(out.begin(), out.end(), by_name);
+    return out;
+}
+
+std::string describe(const std::vector<faasd::kafka::topic_spec>& specs) {
+    std::string out;
+    for (const auto& s : specs) {
+        out += "\n  " + s.name + " partitions=" + std::to_string(s.partitions) +
+               " replication=" + std::to_string(s.replication_factor);
+        for (const auto& [k, v] : s.configs) out += " " + k + "=" + v;
+    }
+    return out;
+}
+
+std::vector<faasd::kafka::topic_spec> sorted_specs(const faasd::jobs::topic_names& names, int partitions, int rf) {
+    auto specs = faasd::kafka::faasd_topic_specs(names, partitions, rf);
+    std::sort(specs.begin(), specs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return specs;
+}
+
+}  // namespace
+
+TEST_CASE("kafka/create-topics.sh creates the topics faasd creates, with the same settings", "[deploy][integration]") {
     // The compose file mounts the script kafka-init runs.
     bool mounted = false;
     const auto& vols = faas_doc().at("services").at("kafka-init").at("volumes").as_array();
@@ -323,6 +396,70 @@ TEST_CASE("kafka/create-topics.sh creates exactly the topics faasd uses", "[depl
         mounted =
             mounted || json::serialize(v).find("kafka/create-topics.sh:/faasd/create-topics.sh") != std::string::npos;
     CHECK(mounted);
+
+    // With kafka-init's own environment: names, partitions, replication, cleanup
+    // policy, retention and min.insync.replicas exactly as kafka::faasd_topic_specs.
+    const auto& init = service(faas_compose(), "kafka-init");
+    std::map<std::string, std::string> env;
+    for (const auto* k : {"BOOTSTRAP", "TOPIC_PREFIX", "PARTITIONS", "REPLICATION", "MIN_INSYNC_REPLICAS"})
+        env[k] = init.env.at(k);
+    auto names = faasd::jobs::topic_names::with_prefix(env.at("TOPIC_PREFIX"));
+    {
+        auto got = run_create_topics(env);
+        auto want = sorted_specs(names, std::stoi(env.at("PARTITIONS")), std::stoi(env.at("REPLICATION")));
+        INFO("create-topics.sh:" << describe(got) << "\nfaasd:" << describe(want));
+        CHECK(got == want);
+    }
+    // Its defaults agree with faasd's too, also for one broker.
+    for (const auto* rf : {"3", "1"}) {
+        auto got = run_create_topics({{"BOOTSTRAP", "b:1"}, {"REPLICATION", rf}});
+        auto want = sorted_specs(faasd::jobs::topic_names::with_prefix("faasd."), 6, std::stoi(rf));
+        INFO("create-topics.sh:" << describe(got) << "\nfaasd:" << describe(want));
+        CHECK(got == want);
+    }
+
+    // On the real single-node Kafka, the script's topics and the ones faasd
+    // creates for itself carry the same partitions and topic-level configs.
+    const auto brokers = faasd::test::require_env("FAASD_TEST_KAFKA");
+    const auto compose_prefix = faasd::test::unique_name("compose") + ".";
+    auto compose_names = faasd::jobs::topic_names::with_prefix(compose_prefix);
+    auto own_names = faasd::jobs::topic_names::with_prefix(faasd::test::unique_name("faasd") + ".");
+    auto script_specs = run_create_topics(
+        {{"BOOTSTRAP", brokers}, {"TOPIC_PREFIX", compose_prefix}, {"PARTITIONS", "2"}, {"REPLICATION", "1"}});
+    CHECK(script_specs == sorted_specs(compose_names, 2, 1));
+    faasd::kafka::testing::log_capture logs;
+    std::map<std::string, std::size_t> partitions;
+    std::map<std::string, std::map<std::string, std::string>> overrides;  // set on the topic itself
+    auto all = compose_names.all();
+    for (const auto& t : own_names.all()) all.push_back(t);
+    faasd::test::run_coroutine(
+        [&]() -> boost::asio::awaitable<void> {
+            faasd::kafka::admin_options o;
+            o.brokers = brokers;
+            o.log = logs.logger(faasd::log_level::info);
+            faasd::kafka::admin adm(co_await boost::asio::this_coro::executor, o);
+            CO_REQUIRE(co_await adm.ensure_topics(script_specs));
+            CO_REQUIRE(co_await faasd::kafka::ensure_faasd_topics(adm, own_names, 2, 1));
+            auto md = co_await adm.describe_topics(all);
+            REQUIRE(faasd::kafka::testing::ok(md));
+            for (const auto& t : *md) partitions[t.name] = t.partitions.size();
+            for (const auto& t : all) {
+                auto c = co_await adm.topic_configs(t, true);
+                REQUIRE(faasd::kafka::testing::ok(c));
+                overrides[t] = *c;
+            }
+            CO_REQUIRE(co_await adm.delete_topics(all));
+            co_await adm.close();
+        },
+        std::chrono::seconds(60));
+    auto compose_topics = compose_names.all(), own_topics = own_names.all();
+    REQUIRE(compose_topics.size() == own_topics.size());
+    for (std::size_t i = 0; i < own_topics.size(); ++i) {
+        INFO(compose_topics[i] << " vs " << own_topics[i]);
+        CHECK(partitions.at(compose_topics[i]) == partitions.at(own_topics[i]));
+        CHECK(overrides.at(compose_topics[i]) == overrides.at(own_topics[i]));
+        CHECK(overrides.at(compose_topics[i]).count("min.insync.replicas") == 1);
+    }
 }
 
 TEST_CASE("keycloak.yml: Keycloak on PostgreSQL imports the tests' realm", "[deploy][integration]") {
@@ -414,6 +551,81 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
         CHECK(kumori_vars == compose_vars);
         // The frontend's API channel is the port faas.yml publishes.
         CHECK(k.faas.role("frontend")->server.at("api") == service(faas_compose(), "frontend").ports.at(0).target);
+    }
+
+    SECTION("compose and Kumori agree on every value both set, and on the commands") {
+        // Values that differ by design, and why (docs/deployment.md, "Compose and Kumori").
+        const std::map<std::string, std::string> differ{
+            {"FAASD_KAFKA_BROKERS", "addresses: compose's service names, Kumori's full connector (0.kafka)"},
+            {"KAFKA_CONTROLLER_QUORUM_VOTERS", "addresses: compose's kafkaN, Kumori's voterN client channels"},
+            {"KC_DB_URL", "addresses: compose's postgres:5432, Kumori's load-balancer connector (0.db:80)"},
+            {"FAASD_OIDC_ISSUER", "each deployment's public Keycloak URL (= its KC_HOSTNAME + realm, checked above)"},
+            {"KC_HOSTNAME", "each deployment's public Keycloak URL"},
+            {"KC_HTTP_PORT", "compose: the public port (the issuer URL works inside the network); Kumori: 8080 "
+                             "behind the HTTPS inbound"},
+            {"FAASD_CACHE_DIR", "Kumori: on the worker's scratch volume; compose: a named volume shared by replicas"},
+            {"FAASD_JOBS_DIR", "Kumori: on the worker's scratch volume; compose: on the tmpfs /tmp"},
+        };
+        // Set on one side only.
+        const std::map<std::string, std::string> one_sided{
+            {"KAFKA_ADVERTISED_LISTENERS", "Kumori: /kumori/start.sh derives it from the instance's address"},
+        };
+        const auto faas_text = d::read_text(source_dir() / "deploy/compose/faas.yml");
+        const auto keycloak_text = d::read_text(source_dir() / "deploy/compose/keycloak.yml");
+        int compared = 0;
+        std::set<std::string> roles_seen;
+        for (const auto* dep : {&k.faas, &k.keycloak})
+            for (const auto& role : dep->roles) {
+                const d::compose_service* cs = nullptr;
+                for (const auto* all : {&faas_compose(), &keycloak_compose()})
+                    for (const auto& s : *all)
+                        if (s.name == role.name) cs = &s;
+                if (role.builtin) continue;
+                INFO("role " << role.name);
+                REQUIRE(cs != nullptr);  // every Kumori role is a compose service of the same name
+                roles_seen.insert(role.name);
+                const auto& c = role.containers.at(0);
+                for (const auto& [name, v] : c.env) {
+                    INFO(name << ": Kumori " << v.effective);
+                    auto it = cs->env.find(name);
+                    bool prefixed = name.starts_with("FAASD_") || name.starts_with("KAFKA_") || name.starts_with("KC_");
+                    if (it == cs->env.end()) {
+                        CHECK((!prefixed || one_sided.count(name) == 1));
+                        continue;
+                    }
+                    if (v.kind == d::kumori_env::secret) {
+                        // A Kumori secret is a required .env variable in compose, never a literal.
+                        std::regex from_env("\\n\\s+" + name + ": \\$\\{[A-Z_]+:\\?");
+                        CHECK((std::regex_search(faas_text, from_env) || std::regex_search(keycloak_text, from_env)));
+                    } else if (differ.count(name) == 0) {
+                        CHECK(it->second == v.effective);
+                        ++compared;
+                    }
+                }
+                for (const auto& [name, value] : cs->env) {
+                    if (!(name.starts_with("FAASD_") || name.starts_with("KAFKA_") || name.starts_with("KC_"))) continue;
+                    INFO(name << " (compose " << value << ") is not set in Kumori");
+                    CHECK((c.env.count(name) == 1 || one_sided.count(name) == 1));
+                }
+                // The same program: faasd and Keycloak with the same arguments; Kafka with the
+                // image's own entrypoint (compose), or start.sh exec'ing it (Kumori).
+                if (repo_of(c.image) == "apache/kafka") {
+                    CHECK(cs->entrypoint.empty());
+                    CHECK(cs->command.empty());
+                    CHECK(c.entrypoint == std::vector<std::string>{"/bin/bash", "/kumori/start.sh"});
+                    const auto& code = k.faas_json.at("artifact").at("description").at("role").at(role.name)
+                                           .at("artifact").at("description").at("code").as_object();
+                    auto start = json::serialize(code.begin()->value().at("mapping").at("filesystem")
+                                                     .at("/kumori/start.sh").at("data").at("value"));
+                    CHECK(start.find("exec /etc/kafka/docker/run") != std::string::npos);
+                } else {
+                    CHECK(c.entrypoint == cs->entrypoint);
+                    CHECK(c.cmd == cs->command);
+                }
+            }
+        CHECK(roles_seen == std::set<std::string>{"frontend", "worker", "observer", "kafka1", "kafka2", "kafka3",
+                                                  "keycloak", "postgres"});
+        CHECK(compared >= 40);
     }
 
     SECTION("Kafka, Keycloak and PostgreSQL run the images of the compose files") {

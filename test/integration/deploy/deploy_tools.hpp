@@ -61,7 +61,7 @@ inline std::string pinned_cue_version() {
 /// FAASD_TEST_CUE, else the one scripts/install-cue.sh installs, else cue in PATH.
 inline std::string cue_binary() {
     if (const char* e = std::getenv("FAASD_TEST_CUE"); e && *e) return e;
-    const char* cache = std::getenv("FAASD_CACHE_DIR");
+    const char* cache = std::getenv("FAASD_DOWNLOADS_DIR");
     const char* home = std::getenv("HOME");
     fs::path dir = cache && *cache ? fs::path(cache) : fs::path(home ? home : "/root") / ".cache/faasd";
     fs::path cached = dir / "cue" / pinned_cue_version() / "bin/cue";

@@ -207,7 +207,7 @@ TEST_CASE("frontend: a queued snapshot Kafka refuses does not fail an acknowledg
         });
 }
 
-TEST_CASE("frontend: finished jobs nobody reads are swept; an erased key answers 409, also from the topic",
+TEST_CASE("frontend: finished jobs nobody reads are swept, an erased key answers 409, also from the topic",
           "[frontend][integration]") {
     with_frontend(
         [](frontend_env& fe) -> awaitable<void> {

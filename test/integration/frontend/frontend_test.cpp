@@ -215,7 +215,7 @@ TEST_CASE("frontend: cancel publishes to the cancel topic and the job ends cance
     });
 }
 
-TEST_CASE("frontend: a worker's terminal snapshot becomes the result; reading it erases the job",
+TEST_CASE("frontend: a worker's terminal snapshot becomes the result, reading it erases the job",
           "[frontend][integration]") {
     with_frontend([](frontend_env& fe) -> awaitable<void> {
         auto alice = token_of("alice");
@@ -326,7 +326,7 @@ TEST_CASE("frontend: a WebSocket subscriber gets the job's state changes", "[fro
     });
 }
 
-TEST_CASE("frontend: WebSocket tokens are checked before the upgrade; tokens never reach the log",
+TEST_CASE("frontend: WebSocket tokens are checked before the upgrade, and tokens never reach the log",
           "[frontend][integration]") {
     auto log = std::make_shared<std::string>();
     std::vector<std::string> secrets;
@@ -397,7 +397,7 @@ TEST_CASE("frontend: WebSocket tokens are checked before the upgrade; tokens nev
     }
 }
 
-TEST_CASE("frontend: observer report and config; admin only for config", "[frontend][integration]") {
+TEST_CASE("frontend: observer report and config, admin only for config", "[frontend][integration]") {
     with_frontend([](frontend_env& fe) -> awaitable<void> {
         auto alice = token_of("alice");
         auto carol = token_of("carol");

@@ -118,7 +118,7 @@ TEST_CASE("file://: first prepare clones, a cached commit needs no remote at all
     CHECK(s.hits == 3);
 }
 
-TEST_CASE("git://: hits do no network I/O; new commits appear once the ref is stale", "[git][integration]") {
+TEST_CASE("git://: hits do no network I/O, new commits appear once the ref is stale", "[git][integration]") {
     env e;
     auto r = e.make_repo("svc");
     r.write("v.txt", "1\n");

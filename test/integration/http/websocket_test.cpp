@@ -239,7 +239,7 @@ TEST_CASE("websocket write deadline drops a client that never reads", "[http][in
     }, 10s);
 }
 
-TEST_CASE("websocket keepalive pings keep readers alive; silent peers time out", "[http][integration]") {
+TEST_CASE("websocket keepalive pings keep readers alive, silent peers time out", "[http][integration]") {
     run_coroutine([&]() -> asio::awaitable<void> {
         int ended = 0;
         router r;

@@ -107,27 +107,93 @@ TEST_CASE("kafka: ensure_topics creates compacted and normal topics, idempotentl
         60s);
 }
 
-TEST_CASE("kafka: faasd topics are created with their cleanup policies", "[kafka][integration]") {
+TEST_CASE("kafka: faasd topics are created with their partitions, cleanup, retention and min ISR",
+          "[kafka][integration]") {
     log_capture logs;
+    auto names = faasd::jobs::topic_names::with_prefix(faasd::test::unique_name("faasd") + ".");
+    std::map<std::string, std::size_t> partitions;
+    std::map<std::string, std::map<std::string, std::string>> overrides;  // set on the topic itself
     faasd::test::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
             admin adm(ex, options<admin_options>(logs, "adm"));
-            auto names = faasd::jobs::topic_names::with_prefix(faasd::test::unique_name("faasd") + ".");
+            // Replication 3 asked for: capped at the one broker, and min.insync.replicas
+            // (2 for replication 3) with it, or no acks=all write could succeed.
             CO_REQUIRE(co_await ensure_faasd_topics(adm, names, 2, 3));
             auto md = co_await adm.describe_topics(names.all());
             REQUIRE(testing::ok(md));
-            CHECK(md->size() == names.all().size());
+            for (const auto& t : *md) partitions[t.name] = t.partitions.size();
             for (const auto& t : names.all()) {
-                auto c = co_await adm.topic_configs(t);
+                auto c = co_await adm.topic_configs(t, true);
                 REQUIRE(testing::ok(c));
-                INFO(t);
-                CHECK(c->at("cleanup.policy") == (names.compacted(t) ? "compact" : "delete"));
+                overrides[t] = *c;
             }
             CO_REQUIRE(co_await adm.delete_topics(names.all()));
             co_await adm.close();
         },
         60s);
+    CHECK(partitions.size() == names.all().size());
+    for (const auto& spec : faasd_topic_specs(names, 2, 3)) {
+        INFO(spec.name);
+        CHECK(spec.configs.at("min.insync.replicas") == "2");
+        auto expected = spec.configs;
+        expected["min.insync.replicas"] = "1";  // lowered with the replication factor
+        CHECK(overrides[spec.name] == expected);
+        CHECK(partitions[spec.name] == static_cast<std::size_t>(spec.partitions));
+    }
+}
+
+TEST_CASE("kafka: a durable producer refuses properties that weaken acks=all or idempotence", "[kafka][integration]") {
+    log_capture logs;
+    const std::vector<std::pair<std::string, std::string>> weak{
+        {"acks", "1"}, {"request.required.acks", "0"}, {"enable.idempotence", "false"}};
+    std::vector<std::string> refused;  // what the durable producers' constructors said
+    bool delivered = false;
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            for (const auto& [k, v] : weak) {
+                auto o = options<producer_options>(logs, "weak");
+                o.properties[k] = v;
+                try {
+                    producer p(ex, o);
+                    refused.push_back("(accepted)");
+                    co_await p.close();
+                } catch (const exception& e) {
+                    refused.push_back(e.what());
+                }
+                // Explicitly not durable: allowed (librdkafka itself wants acks=all with idempotence).
+                o.durable = false;
+                o.properties["enable.idempotence"] = "false";
+                producer not_durable(ex, o);
+                co_await not_durable.close();
+            }
+            // What stays durable is accepted, and delivers.
+            // (Braced temporaries of string literals in a coroutine trip GCC 12: named values.)
+            auto o = options<producer_options>(logs, "strong");
+            o.properties["acks"] = "-1";
+            o.properties["enable.idempotence"] = "true";
+            o.properties["linger.ms"] = "1";
+            producer p(ex, o);
+            auto topic = faasd::test::unique_name("durable");
+            std::vector<topic_spec> specs(1);
+            specs[0].name = topic;
+            std::vector<std::string> topics{topic};
+            admin adm(ex, options<admin_options>(logs, "adm"));
+            CO_REQUIRE(co_await adm.ensure_topics(specs));
+            auto d = co_await p.send(rec(topic, "k", "v"));
+            delivered = d.has_value();
+            co_await p.close();
+            CO_REQUIRE(co_await adm.delete_topics(topics));
+            co_await adm.close();
+        },
+        60s);
+    REQUIRE(refused.size() == weak.size());
+    for (std::size_t i = 0; i < weak.size(); ++i) {
+        INFO(weak[i].first << "=" << weak[i].second);
+        CHECK(refused[i].find(weak[i].first + "=" + weak[i].second) != std::string::npos);
+    }
+    CHECK(delivered);
 }
 
 TEST_CASE("kafka: committed offsets and watermarks give the group's lag", "[kafka][integration]") {

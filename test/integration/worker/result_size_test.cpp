@@ -29,7 +29,7 @@ echo '{"small": true}'
 
 }  // namespace
 
-TEST_CASE("a flood of output and a large result.json end with a result; the worker keeps serving",
+TEST_CASE("a flood of output and a large result.json end with a result, the worker keeps serving",
           "[worker][integration]") {
     setup s;
     const auto flood = shell_repo(s.tmp.path(), "flood", flood_script);

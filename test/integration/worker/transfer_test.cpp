@@ -143,7 +143,7 @@ TEST_CASE("sources are downloaded and outputs uploaded over HTTP with sealed tok
         test_timeout);
 }
 
-TEST_CASE("a source answering 503 or 429 is retried with the job's backoff; 404 is not", "[worker][integration]") {
+TEST_CASE("a source answering 503 or 429 is retried with the job's backoff, 404 is not", "[worker][integration]") {
     setup s;
     const auto fn = shell_repo(s.tmp.path(), "cat-source", R"SH(#!/bin/sh
 printf '{"got": "%s"}\n' "$(cat "$FAASD_SOURCES_DIR/in")" > "$FAASD_RESULT_FILE"

@@ -88,7 +88,7 @@ TEST_CASE("token cache: re-inserting a key replaces its entry", "[auth][unit]") 
     CHECK(cache.find("a", t0 + seconds(50))->username == "new");
 }
 
-TEST_CASE("token cache: capacity 0 disables caching; clear empties", "[auth][unit]") {
+TEST_CASE("token cache: capacity 0 disables caching, clear empties", "[auth][unit]") {
     token_cache off(0);
     off.insert("a", user("a", t0 + seconds(100)), t0);
     CHECK_FALSE(off.find("a", t0).has_value());

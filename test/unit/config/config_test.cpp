@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -145,7 +146,12 @@ TEST_CASE("bad configuration is reported with file and line", "[config][unit]") 
         CHECK_THROWS_WITH(config::read_file(write_file(dir, "a = \"open\n")), Catch::Contains("unterminated"));
     }
     SECTION("unreadable file") {
-        CHECK_THROWS_WITH(config::read_file(dir.path() / "missing.toml"), Catch::Contains("cannot read config file"));
+        CHECK_THROWS_WITH(config::read_file(dir.path() / "missing.toml"),
+                          Catch::Contains("cannot read config file") && Catch::Contains("missing.toml") &&
+                              Catch::Contains("No such file"));
+        // An ifstream "opens" a directory and reads nothing: it must not pass as an empty file.
+        CHECK_THROWS_WITH(config::read_file(dir.path()), Catch::Contains("cannot read config file " +
+                                                                         dir.path().string() + ": it is a directory"));
     }
 }
 
@@ -182,4 +188,34 @@ TEST_CASE("durations, sizes and endpoints parse", "[config][unit]") {
     CHECK(config::parse_endpoint("[::1]:80").value().host == "::1");
     CHECK_FALSE(config::parse_endpoint("8080").has_value());
     CHECK_FALSE(config::parse_endpoint("h:70000").has_value());
+}
+
+TEST_CASE("unknown FAASD_* variables are reported: only exact tooling names are exempt", "[config][unit]") {
+    CLI::App app{"test"};
+    auto* worker = app.add_subcommand("worker");
+    std::string cache_dir, cache_max;
+    worker->add_option("--cache-dir", cache_dir);
+    worker->add_option("--cache-max-size", cache_max);
+    config::bind_env(app);
+    std::vector<std::string> entries = {
+        "FAASD_CACHE_DIR=/c",           // an option (the worker's --cache-dir)
+        "FAASD_CACHE_MAX_SIZE=1GiB",    // an option
+        "FAASD_CACHE_MAXSIZE=1GiB",     // a typo: must not hide behind a FAASD_CACHE* prefix
+        "FAASD_CACHE=x",                // no such option
+        "FAASD_DOWNLOADS_DIR=/d",       // tooling (services.sh, install-cue.sh, ...)
+        "FAASD_SERVICES_DIR=/s",        // tooling (services.env)
+        "FAASD_SERVICES_DIRX=/s",       // a typo
+        "FAASD_CREDENTIALS_KEYS=k1:x",  // read directly by the frontend and worker
+        "FAASD_CREDENTIALS_KEY=k1:x",   // a typo
+        "FAASD_TEST_KAFKA=h:1",         // the test harness
+        "FAASD_CONFIG=/f",              // --config's variable
+        "OTHER=1",
+    };
+    std::vector<char*> env;
+    for (auto& e : entries) env.push_back(e.data());
+    env.push_back(nullptr);
+    auto unknown = config::unknown_env(app, env.data());
+    std::sort(unknown.begin(), unknown.end());
+    CHECK(unknown == std::vector<std::string>{"FAASD_CACHE", "FAASD_CACHE_MAXSIZE", "FAASD_CREDENTIALS_KEY",
+                                              "FAASD_SERVICES_DIRX"});
 }

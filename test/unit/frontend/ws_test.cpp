@@ -306,7 +306,7 @@ TEST_CASE("ws: the upgrade is authenticated before it is accepted", "[frontend][
     CHECK(std::holds_alternative<std::monostate>(upgrade(h, std::nullopt)));
 }
 
-TEST_CASE("ws: nothing is fanned out before the replica caught up; then the current states", "[frontend][unit]") {
+TEST_CASE("ws: nothing is fanned out before the replica caught up, then the current states", "[frontend][unit]") {
     harness h;
     auto mine = h.submit("alice-token");
     ws_run w(h, std::string("alice-token"));

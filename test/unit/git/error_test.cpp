@@ -7,7 +7,7 @@
 using namespace faasd::git;
 using namespace std::chrono_literals;
 
-TEST_CASE("git error codes have stable names; only network errors are retryable", "[git][unit]") {
+TEST_CASE("git error codes have stable names, only network errors are retryable", "[git][unit]") {
     CHECK(std::string(to_string(git_errc::repo_not_found)) == "repo_not_found");
     CHECK(std::string(to_string(git_errc::ref_not_found)) == "ref_not_found");
     CHECK(std::string(to_string(git_errc::auth_failed)) == "auth_failed");

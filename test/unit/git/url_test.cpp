@@ -56,7 +56,7 @@ TEST_CASE("malformed URLs and URLs carrying passwords are rejected", "[git][unit
     CHECK((parse_repo_url("https://user@host/x.git")).has_value());  // a user name alone is fine
 }
 
-TEST_CASE("equivalent URLs share a cache key; scopes and repositories do not", "[git][unit]") {
+TEST_CASE("equivalent URLs share a cache key, scopes and repositories do not", "[git][unit]") {
     auto a = *parse_repo_url("https://GitHub.com/owner/repo.git");
     auto b = *parse_repo_url("https://github.com:443/owner/repo/");
     auto c = *parse_repo_url("https://github.com/owner/other");

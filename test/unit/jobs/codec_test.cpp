@@ -107,7 +107,7 @@ TEST_CASE("results and status snapshots round-trip", "[jobs][unit]") {
     CHECK(encode(*back) == encode(s));
 }
 
-TEST_CASE("results carry the split preparation times and the worker's cap; older results still decode",
+TEST_CASE("results carry the split preparation times and the worker's cap, older results still decode",
           "[jobs][unit]") {
     job_result r;
     r.id = "01ARYZ6S41TSV4RRFFQ69G5FAV";

@@ -49,7 +49,7 @@ TEST_CASE("offset tracker: the watermark is the oldest unfinished offset", "[wor
     CHECK(t.committed_position(p) == 14);
 }
 
-TEST_CASE("offset tracker: partitions are independent; gaps and duplicates", "[worker][unit]") {
+TEST_CASE("offset tracker: partitions are independent, gaps and duplicates", "[worker][unit]") {
     offset_tracker t;
     partition_id a{"t", 0}, b{"t", 1};
     t.track(a, 5);

@@ -835,7 +835,7 @@ TEST_CASE("poison messages go to dead-letter and release their offset", "[worker
     }
 }
 
-TEST_CASE("a large result is cut to the result budget; the snapshot carries a smaller copy", "[worker][unit]") {
+TEST_CASE("a large result is cut to the result budget, the snapshot carries a smaller copy", "[worker][unit]") {
     auto cfg = config();
     cfg.results.result_bytes = 64 * 1024;
     cfg.results.snapshot_bytes = 8 * 1024;
@@ -930,7 +930,7 @@ TEST_CASE("a failed download reports the clone and the download time so far", "[
     CHECK(a.result->times.run_ms == 0);
 }
 
-TEST_CASE("deliveries: a redelivery after a lost worker counts; past the maximum it ends worker_lost", "[worker][unit]") {
+TEST_CASE("deliveries: a redelivery after a lost worker counts, past the maximum it ends worker_lost", "[worker][unit]") {
     for (auto mode : {delivery_mode::at_least_once, delivery_mode::exactly_once}) {
         DYNAMIC_SECTION(jobs::to_string(mode)) {
             auto cfg = config();
