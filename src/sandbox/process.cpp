@@ -98,8 +98,6 @@ spawned_process spawn_process(const spawn_spec& spec) {
         dfl.sa_handler = SIG_DFL;
         for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
         if (::setpgid(0, 0) != 0) child_fail(sfd, child_stage::setpgid);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
         for (int fd : spec.cgroup_fds)
             if (::write(fd, "0", 1) != 1) child_fail(sfd, child_stage::cgroup);
         if (::dup2(in[0], 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0) child_fail(sfd, child_stage::dup);
@@ -113,6 +111,10 @@ spawned_process spawn_process(const spawn_spec& spec) {
                 ::setresuid(*spec.uid, *spec.uid, *spec.uid) != 0)
                 child_fail(sfd, child_stage::setuid);
         }
+        // After the uid switch: a change of credentials clears the parent-death signal.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        if (spec.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(sfd, child_stage::setuid);
         if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) child_fail(sfd, child_stage::chdir);
         // Nothing but stdio crosses exec (status pipe is O_CLOEXEC too).
         ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
