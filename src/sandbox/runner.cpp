@@ -446,11 +446,15 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
     std::vector<std::uint64_t> uid_last_used;
     std::uint64_t runs = 0;
     bool disable_userns = false;  // decided by smoke_test()
-    // Blocking file-system work off the loop: chown of a workspace, the output
+    // Blocking work off the loop: chown of a workspace, the output
     // scan, workspace removal (files); the disk samples of running jobs on a
     // thread of their own, so that a big removal cannot delay a kill (watch).
     asio::thread_pool files{2};
     asio::thread_pool watch{1};
+    // Processes are started from this thread (spawn_process suspends its
+    // caller until exec). It lives as long as the runner: the children's
+    // parent-death signal follows the thread that started them.
+    asio::thread_pool spawner{1};
 
     impl(sandbox_config c, faasd::logger l) : cfg(std::move(c)), log(std::move(l)) {
         if (auto problem = validate(cfg); !problem.empty()) throw std::invalid_argument(problem);
@@ -527,6 +531,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         // Let queued removals finish (the pools' destructors would drop them).
         files.join();
         watch.join();
+        spawner.join();
     }
 
     // Starts `true` in a sandbox once, so that a host without user namespaces fails at start-up.
@@ -742,9 +747,12 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             co_return res;
         }
 
+        // Started from the spawner thread: the caller is suspended until the
+        // child execs, and joining a v1 cgroup alone takes ~10 ms here.
         const auto spawned_at = std::chrono::steady_clock::now();
-        auto proc = detail::spawn_process(spec);
-        const auto spawn_returned = std::chrono::steady_clock::now();  // the loop was blocked until here
+        auto spawn_op = on_pool(spawner, [&spec] { return detail::spawn_process(spec); });
+        auto proc = co_await std::move(spawn_op);
+        const auto spawn_returned = std::chrono::steady_clock::now();
         st->pid = proc.pid;
         st->pidfd.assign(proc.pidfd);
         st->in.assign(proc.stdin_fd);
