@@ -46,10 +46,11 @@ struct walker {
 
     // Opens a subdirectory without following symlinks; a directory the
     // function made unreadable gets rwx for its owner back (we are its owner
-    // when not root; root does not need it).
+    // when not root; root does not need it). Never through a symlink swapped
+    // in meanwhile: that could chmod one of the worker's own files.
     int open_dir(int parent, const char* name) {
         int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 && errno == EACCES && ::fchmodat(parent, name, 0700, 0) == 0)
+        if (fd < 0 && errno == EACCES && ::fchmodat(parent, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
             fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         return fd;
     }
