@@ -811,6 +811,13 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             }
         });
 
+        // A cancellation that arrived while the process was being started (or
+        // while its exec status was read) was not seen by any wait: act on it.
+        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+            lg.info("sandbox.cancel_requested");
+            st->cancelled = true;
+            st->terminate();
+        }
         // Wait for the top process; a cancellation request terminates it and we keep waiting.
         for (;;) {
             auto [ec] = co_await st->pidfd.async_wait(asio::posix::descriptor_base::wait_read,
@@ -957,6 +964,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                  {"stdout_bytes", res.stdout_bytes},
                  {"stderr_bytes", res.stderr_bytes},
                  {"outputs", res.outputs.size()},
+                 {"disk_bytes", st->disk_peak},
                  {"network", network},
                  {"setup_ms", std::chrono::duration<double, std::milli>(spawned_at - started).count()},
                  {"spawn_ms", std::chrono::duration<double, std::milli>(spawn_returned - spawned_at).count()},

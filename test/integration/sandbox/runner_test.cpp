@@ -523,6 +523,38 @@ TEST_CASE("cancelling a run terminates the function", "[sandbox][integration]") 
     b.check_healthy();
 }
 
+TEST_CASE("a cancellation that arrives while the run starts is not lost", "[sandbox][integration]") {
+    // Early cancellations land while the workspace is chowned, the process is
+    // started or its exec status is read, where no wait for the process is
+    // pending yet: the run must still end promptly as cancelled.
+    bench b;
+    for (auto delay : {0ms, 2ms, 10ms, 30ms}) {
+        auto j = b.make(fixture("endless-loop"));
+        auto l = quick_limits();
+        l.timeout = 60s;
+        l.kill_grace = 200ms;
+        j.req.lim = l;
+        asio::io_context ioc;
+        asio::cancellation_signal cancel;
+        std::optional<run_result> result;
+        asio::co_spawn(ioc, b.runner->run(j.req),
+                       asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr ep, run_result r) {
+                           if (ep) std::rethrow_exception(ep);
+                           result = std::move(r);
+                       }));
+        asio::steady_timer t(ioc, delay);
+        t.async_wait([&](boost::system::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+        auto started = std::chrono::steady_clock::now();
+        ioc.run_for(30s);
+        INFO("cancelled after " << delay.count() << " ms");
+        REQUIRE(result.has_value());
+        INFO(why(*result));
+        CHECK(result->status.outcome == run_outcome::cancelled);
+        CHECK(std::chrono::steady_clock::now() - started < 5s);
+    }
+    b.check_healthy();
+}
+
 TEST_CASE("sandbox mode none still clears the environment, applies limits and kills the group", "[sandbox][integration]") {
     ::setenv("FAASD_TEST_WORKER_SECRET", "worker-secret-value-1234", 1);
     bench b(none_mode());
