@@ -9,6 +9,8 @@ std::vector<std::string> build_bwrap_argv(const bwrap_plan& p) {
     if (p.network) add({"--share-net"});
     add({"--die-with-parent", "--new-session", "--hostname", "faasd"});
     if (p.map_to_nobody) add({"--unshare-user", "--uid", "65534", "--gid", "65534"});
+    else if (p.disable_userns) add({"--unshare-user"});
+    if (p.disable_userns) add({"--disable-userns"});
     for (const auto& s : p.system) {
         if (s.symlink_target.empty()) add({"--ro-bind", s.path, s.path});
         else add({"--symlink", s.symlink_target, s.path});
@@ -16,7 +18,11 @@ std::vector<std::string> build_bwrap_argv(const bwrap_plan& p) {
     for (const auto& e : p.etc_files) add({"--ro-bind", e, e});
     if (!p.passwd_file.empty()) add({"--ro-bind", p.passwd_file, "/etc/passwd"});
     if (!p.group_file.empty()) add({"--ro-bind", p.group_file, "/etc/group"});
-    add({"--proc", "/proc", "--dev", "/dev"});
+    // /dev read-only: its tmpfs has no size limit. POSIX shared memory gets a
+    // tmpfs of its own, as big as /tmp.
+    add({"--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"});
+    if (p.tmp_bytes > 0) add({"--size", std::to_string(p.tmp_bytes)});
+    add({"--tmpfs", "/dev/shm"});
     if (p.tmp_bytes > 0) add({"--size", std::to_string(p.tmp_bytes)});
     add({"--tmpfs", "/tmp"});
     add({"--ro-bind", p.code_dir, sandbox_code_dir});

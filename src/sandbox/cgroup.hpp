@@ -13,6 +13,8 @@
 namespace faasd::sandbox::detail {
 
 /// A job's cgroup(s). The child writes "0" to each procs fd before exec.
+/// The const members only read files: a pool thread may call them while the
+/// loop signals the processes (the usage watcher does).
 class job_cgroup {
 public:
     job_cgroup(int version, std::vector<std::filesystem::path> dirs, std::filesystem::path memory_dir,
@@ -26,6 +28,8 @@ public:
     std::uint64_t pids_max_hits() const;
     /// CPU time of every process that ran in the cgroup (microseconds; 0 if unknown).
     std::uint64_t cpu_usec() const;
+    /// cpu_usec() is meaningful (v2 cpu.stat, or a v1 cpuacct hierarchy).
+    bool has_cpu_accounting() const noexcept { return !cpu_dir_.empty(); }
     std::vector<pid_t> pids() const;
     /// SIGKILL to every process (cgroup.kill on v2).
     void kill_all();
@@ -51,6 +55,7 @@ public:
     int version() const noexcept { return version_; }
     bool memory() const noexcept { return !memory_parent_.empty(); }
     bool pids() const noexcept { return !pids_parent_.empty(); }
+    bool cpu() const noexcept { return !cpu_parent_.empty(); }
 
     /// Creates <parent>/<name> with the limits; throws std::system_error.
     std::unique_ptr<job_cgroup> create(const std::string& name, std::uint64_t memory_bytes, std::uint32_t pids_max);

@@ -1,5 +1,6 @@
 #include <faasd/sandbox/limits.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -111,6 +112,21 @@ run_status classify(const exit_observation& o) {
         return set(run_outcome::disk_limit, "the function ran out of disk space");
     if (!exited) return set(run_outcome::killed_by_signal, "the function was killed by " + signal_name(sig));
     return set(run_outcome::exit_nonzero, "the function exited with status " + std::to_string(code));
+}
+
+std::chrono::milliseconds next_disk_sample(std::uint64_t used, std::uint64_t limit, double bytes_per_second,
+                                           std::chrono::microseconds last_scan) {
+    using namespace std::chrono;
+    milliseconds next = disk_sample_max;
+    if (used >= limit) {
+        next = disk_sample_min;
+    } else if (bytes_per_second > 0) {
+        const double to_limit_ms = static_cast<double>(limit - used) / bytes_per_second * 1000.0;
+        const double half = std::clamp(to_limit_ms / 2, static_cast<double>(disk_sample_min.count()),
+                                       static_cast<double>(disk_sample_max.count()));
+        next = milliseconds(static_cast<milliseconds::rep>(half));
+    }
+    return std::max(next, duration_cast<milliseconds>(last_scan * 4));
 }
 
 }  // namespace faasd::sandbox

@@ -26,6 +26,7 @@ struct spawn_spec {
     std::vector<int> cgroup_fds;     ///< the child writes "0" to each
     std::vector<rlimit_setting> rlimits;
     std::optional<uid_t> uid;        ///< switch to uid (and gid = uid), dropping supplementary groups
+    bool no_new_privs = false;       ///< PR_SET_NO_NEW_PRIVS: exec never grants privileges (setuid binaries are inert)
 };
 
 /// File descriptors the parent keeps (all O_CLOEXEC).

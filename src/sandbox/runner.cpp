@@ -5,14 +5,17 @@
 
 #include <faasd/core/id.hpp>
 #include <faasd/sandbox/bwrap.hpp>
+#include <faasd/sandbox/disk.hpp>
 #include <faasd/sandbox/output.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
@@ -20,6 +23,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,6 +35,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 
 namespace faasd::sandbox {
 namespace asio = boost::asio;
@@ -158,6 +164,41 @@ std::pair<int, std::string> run_probe(const detail::spawn_spec& spec) {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
 
+// Runs blocking f() on the pool and resumes the awaiting coroutine on its own
+// executor (STYLE.md section 4); f's exception is rethrown there.
+template <class F>
+asio::awaitable<std::invoke_result_t<F&>> on_pool(asio::thread_pool& pool, F f) {
+    using R = std::invoke_result_t<F&>;
+    auto op = asio::co_spawn(
+        pool.get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
+    co_return co_await std::move(op);
+}
+
+// What a finished function left behind (blocking; run on the pool).
+struct leftovers {
+    std::vector<produced_output> outputs;  // regular files directly in output/, sorted by name
+    small_file result;                     // result/result.json
+    disk_usage disk;                       // of the watched directories
+};
+
+leftovers collect(const fs::path& output_dir, const fs::path& result_dir, const std::vector<fs::path>& roots,
+                  std::uint64_t disk_limit, std::uint64_t result_cap) {
+    leftovers l;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(output_dir, ec)) {
+        std::error_code ec2;
+        auto s = e.symlink_status(ec2);  // never through symlinks
+        if (ec2 || !fs::is_regular_file(s)) continue;
+        produced_output o{e.path().filename().string(), e.path(), fs::file_size(e.path(), ec2)};
+        if (ec2) continue;
+        l.outputs.push_back(std::move(o));
+    }
+    std::sort(l.outputs.begin(), l.outputs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    l.result = read_small(result_dir / "result.json", result_cap);
+    l.disk = blocking::measure_disk(roots, {}, disk_limit);
+    return l;
+}
+
 }  // namespace
 
 // ---- workspace --------------------------------------------------------------------
@@ -233,17 +274,22 @@ namespace {
 // Shared by the run coroutine, its readers and its timers (loop thread only).
 struct run_state : std::enable_shared_from_this<run_state> {
     run_state(asio::any_io_executor ex, std::uint64_t cap)
-        : pidfd(ex), out(ex), err(ex), in(ex), exec_status(ex), wall(ex), grace(ex), readers_done(ex),
-          out_cap(cap), err_cap(cap) {}
+        : pidfd(ex), out(ex), err(ex), in(ex), exec_status(ex), wall(ex), grace(ex), readers_done(ex), watch_timer(ex),
+          watch_done(ex), out_cap(cap), err_cap(cap) {}
 
     pid_t pid = -1;
     bool reaped = false;
     bool bwrap = false;
     asio::posix::stream_descriptor pidfd, out, err, in, exec_status;
-    asio::steady_timer wall, grace, readers_done;
+    asio::steady_timer wall, grace, readers_done, watch_timer, watch_done;
     capped_output out_cap, err_cap;
     int readers_left = 2;
     bool timed_out = false, cancelled = false, output_exceeded = false, terminating = false;
+    bool disk_exceeded = false;  // the watcher killed the job for its disk use
+    bool cpu_exceeded = false;   // the watcher killed the job for its cgroup CPU time
+    std::string disk_why;
+    std::uint64_t disk_peak = 0;  // largest sample
+    bool watch_stop = false, watch_finished = false;
     std::chrono::milliseconds grace_period{0};
     std::uint64_t kill_bytes = 0;
     detail::job_cgroup* cg = nullptr;
@@ -281,7 +327,88 @@ struct run_state : std::enable_shared_from_this<run_state> {
     void reader_done() {
         if (--readers_left == 0) readers_done.cancel();
     }
+
+    // Stops the watcher (it finishes its scan in flight, then watch_done fires).
+    void stop_watching() {
+        watch_stop = true;
+        watch_timer.cancel();
+    }
 };
+
+// What the usage watcher of one run looks at.
+struct usage_watch {
+    std::vector<fs::path> roots;                 // the job's writable directories on the host
+    std::uint64_t disk_limit = 0;
+    std::uint64_t cpu_limit_usec = 0;            // 0: no job-wide CPU check (no cgroup accounting)
+    std::shared_ptr<detail::job_cgroup> cg;      // processes and CPU time, when there is a cgroup
+};
+
+struct usage_sample {
+    disk_usage disk;
+    std::uint64_t cpu_usec = 0;
+};
+
+// Blocking (pool): one sample of a running job.
+usage_sample sample_usage(const usage_watch& w, pid_t top) {
+    usage_sample s;
+    // The cgroup holds every process of the job; without one, the descendants
+    // of the top process (a process that escaped them escapes this count).
+    std::vector<pid_t> pids = w.cg ? w.cg->pids() : detail::descendants(top);
+    if (!w.cg) pids.push_back(top);
+    s.disk = blocking::measure_disk(w.roots, pids, w.disk_limit);
+    if (w.cg && w.cpu_limit_usec > 0) s.cpu_usec = w.cg->cpu_usec();
+    return s;
+}
+
+// Samples the job's disk use (and its cgroup CPU time) while it runs, and
+// kills it when either passes its limit. Scans run on the pool; how often is
+// next_disk_sample's decision. Ends when stop_watching() is called or after a kill.
+asio::awaitable<void> watch_usage(std::shared_ptr<run_state> st, asio::thread_pool& pool, usage_watch w,
+                                  faasd::logger lg) {
+    using clock = std::chrono::steady_clock;
+    try {
+        std::uint64_t last_bytes = 0;
+        auto last_at = clock::now();
+        std::chrono::milliseconds wait = disk_sample_min * 2;
+        while (!st->watch_stop) {
+            st->watch_timer.expires_after(wait);
+            co_await st->watch_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (st->watch_stop) break;
+            const auto t0 = clock::now();
+            auto op = on_pool(pool, [w, top = st->pid] { return sample_usage(w, top); });
+            usage_sample s = co_await std::move(op);
+            const auto t1 = clock::now();
+            if (st->watch_stop) break;  // reaped meanwhile: the final check decides
+            st->disk_peak = std::max(st->disk_peak, s.disk.bytes);
+            if (s.disk.over) {
+                st->disk_exceeded = true;
+                st->disk_why = s.disk.why;
+                lg.info("sandbox.disk_limit", {{"bytes", s.disk.bytes},
+                                               {"unlinked_bytes", s.disk.unlinked_bytes},
+                                               {"entries", s.disk.entries},
+                                               {"why", s.disk.why}});
+                st->kill_now();
+                break;
+            }
+            if (w.cpu_limit_usec > 0 && s.cpu_usec >= w.cpu_limit_usec) {
+                st->cpu_exceeded = true;
+                lg.info("sandbox.cpu_limit", {{"cpu_ms", static_cast<std::int64_t>(s.cpu_usec / 1000)}});
+                st->kill_now();
+                break;
+            }
+            const double dt = std::chrono::duration<double>(t1 - last_at).count();
+            const double rate = s.disk.bytes > last_bytes && dt > 0 ? static_cast<double>(s.disk.bytes - last_bytes) / dt : 0;
+            wait = next_disk_sample(s.disk.bytes, w.disk_limit, rate,
+                                    std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0));
+            last_bytes = s.disk.bytes;
+            last_at = t1;
+        }
+    } catch (const std::exception& e) {
+        lg.error("sandbox.watch_failed", {{"error", e.what()}});
+    }
+    st->watch_finished = true;
+    st->watch_done.cancel();
+}
 
 asio::awaitable<void> read_stream(std::shared_ptr<run_state> st, asio::posix::stream_descriptor& sd, capped_output& cap) {
     std::array<char, 64 * 1024> buf;
@@ -318,6 +445,16 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
     std::vector<bool> uid_busy;
     std::vector<std::uint64_t> uid_last_used;
     std::uint64_t runs = 0;
+    bool disable_userns = false;  // decided by smoke_test()
+    // Blocking work off the loop: chown of a workspace, the output
+    // scan, workspace removal (files); the disk samples of running jobs on a
+    // thread of their own, so that a big removal cannot delay a kill (watch).
+    asio::thread_pool files{2};
+    asio::thread_pool watch{1};
+    // Processes are started from this thread (spawn_process suspends its
+    // caller until exec). It lives as long as the runner: the children's
+    // parent-death signal follows the thread that started them.
+    asio::thread_pool spawner{1};
 
     impl(sandbox_config c, faasd::logger l) : cfg(std::move(c)), log(std::move(l)) {
         if (auto problem = validate(cfg); !problem.empty()) throw std::invalid_argument(problem);
@@ -339,6 +476,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                 caps.cgroup_version = cgroups->version();
                 caps.memory_cgroup = cgroups->memory();
                 caps.pids_cgroup = cgroups->pids();
+                caps.cpu_cgroup = cgroups->cpu();
             }
         }
         for (const auto& p : cfg.system_paths) {
@@ -360,6 +498,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
           << (caps.memory_cgroup ? "cgroup" : "RLIMIT_AS") << "; process limit by "
           << (caps.pids_cgroup ? "cgroup pids.max" : caps.uid_isolation ? "RLIMIT_NPROC (per-run uid)" : "nothing")
           << (caps.pids_cgroup && caps.uid_isolation ? " and RLIMIT_NPROC (per-run uid)" : "")
+          << "; CPU limit per " << (caps.cpu_cgroup ? "job (cgroup) and process" : "process")
           << "; uids " << (caps.uid_isolation ? std::to_string(cfg.uid_base) + "+" + std::to_string(cfg.uid_count) : "not isolated");
         caps.detail = d.str();
 
@@ -369,29 +508,60 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             smoke_test();
             log.info("sandbox.ready", {{"detail", caps.detail}});
         } else {
-            log.warn("sandbox.disabled", {{"detail", caps.detail},
-                                          {"note", "functions run without namespaces: rlimits, process group, clean environment only"}});
+            // Functions run with the worker's uid: without this they could read
+            // /proc/<worker>/environ (the credentials key) or ptrace the worker.
+            const bool shared_uid = !caps.uid_isolation;
+            if (shared_uid) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+            log.warn("sandbox.disabled",
+                     {{"detail", caps.detail},
+                      {"note", "functions run without namespaces: rlimits, process group, clean environment only"},
+                      {"worker_dumpable", !shared_uid}});
         }
     }
 
+    // The job's directories that the function can write on the host's disk
+    // (in the sandbox, /tmp is a size-limited tmpfs of its own).
+    std::vector<fs::path> watched_roots(const workspace& ws) const {
+        std::vector<fs::path> roots{ws.output_dir(), ws.result_dir()};
+        if (cfg.mode == sandbox_mode::none) roots.push_back(ws.tmp_dir());
+        return roots;
+    }
+
+    ~impl() {
+        // Let queued removals finish (the pools' destructors would drop them).
+        files.join();
+        watch.join();
+        spawner.join();
+    }
+
     // Starts `true` in a sandbox once, so that a host without user namespaces fails at start-up.
+    // Also finds out whether this bwrap can forbid nested user namespaces
+    // (--disable-userns, bwrap 0.8+); they are allowed only if it cannot.
     void smoke_test() {
         auto tmp = fs::temp_directory_path() / ("faasd-probe-" + random_hex(6));
         fs::create_directories(tmp);
         ::chmod(tmp.c_str(), 0755);
-        bwrap_plan plan = base_plan(tmp, tmp, tmp, tmp, "", {"true"}, false, 16 << 20);
-        plan.env = {{"PATH", cfg.path_env}};
-        detail::spawn_spec spec;
-        spec.argv = build_bwrap_argv(plan);
-        spec.exe = bwrap_path;
-        spec.env = {"PATH=" + cfg.path_env};
-        if (caps.uid_isolation) spec.uid = cfg.uid_base;
-        auto [code, text] = run_probe(spec);
+        auto probe = [&](bool no_userns) {
+            disable_userns = no_userns;
+            bwrap_plan plan = base_plan(tmp, tmp, tmp, tmp, "", {"true"}, false, 16 << 20);
+            plan.env = {{"PATH", cfg.path_env}};
+            detail::spawn_spec spec;
+            spec.argv = build_bwrap_argv(plan);
+            spec.exe = bwrap_path;
+            spec.env = {"PATH=" + cfg.path_env};
+            if (caps.uid_isolation) spec.uid = cfg.uid_base;
+            return run_probe(spec);
+        };
+        auto [code, text] = probe(true);
+        if (code != 0) std::tie(code, text) = probe(false);
         std::error_code ec;
         fs::remove_all(tmp, ec);
         if (code != 0)
             throw std::runtime_error("bubblewrap cannot create a sandbox here (" + trim(text) +
                                      "); enable user namespaces or use --sandbox=none");
+        caps.userns_disabled = disable_userns;
+        caps.detail += disable_userns ? "; nested user namespaces blocked"
+                                      : "; nested user namespaces allowed (bwrap without --disable-userns)";
     }
 
     bwrap_plan base_plan(const fs::path& code, const fs::path& input, const fs::path& output, const fs::path& result,
@@ -411,6 +581,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         p.tmp_bytes = tmp_bytes;
         p.network = network;
         p.map_to_nobody = ::geteuid() == 0 && !caps.uid_isolation;
+        p.disable_userns = disable_userns;
         p.argv = std::move(argv);
         return p;
     }
@@ -461,7 +632,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         std::optional<uid_t> uid;
         if (slot) uid = static_cast<uid_t>(cfg.uid_base + *slot);
         const fs::path creds_file = ws.secrets_dir() / "credentials.json";
-        std::unique_ptr<detail::job_cgroup> cg;
+        std::shared_ptr<detail::job_cgroup> cg;  // shared with the usage watcher's scans
         // Undo everything, whatever happens below.
         struct cleanup_t {
             impl* self;
@@ -481,7 +652,11 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             write_private(ws.root() / "etc" / "passwd", "faasd:x:" + inner + ":" + inner + ":faasd:/tmp:/bin/sh\n", 0644, std::nullopt);
             write_private(ws.root() / "etc" / "group", "faasd:x:" + inner + ":\n", 0644, std::nullopt);
         }
-        if (uid) chown_tree(ws.root(), *uid);
+        if (uid) {
+            // The whole checkout: a big repository takes a while.
+            auto op = on_pool(files, [root = ws.root(), u = *uid] { chown_tree(root, u); });
+            co_await std::move(op);
+        }
 
         if (cgroups) {
             // The +3 leaves room for bwrap's own processes.
@@ -544,6 +719,16 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             if (spec.exe.empty()) not_found = a0;
             for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
             spec.cwd = ws.code_dir().string();
+            spec.no_new_privs = true;  // bwrap sets it for the function itself (and may need to be setuid)
+        }
+
+        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+            // Cancelled while the workspace was being prepared: nothing was started.
+            exit_observation obs;
+            obs.cancelled = true;
+            run_result cancelled;
+            cancelled.status = classify(obs);
+            co_return cancelled;
         }
 
         auto st = std::make_shared<run_state>(ex, lim.output_bytes);
@@ -562,8 +747,12 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             co_return res;
         }
 
+        // Started from the spawner thread: the caller is suspended until the
+        // child execs, and joining a v1 cgroup alone takes ~10 ms here.
         const auto spawned_at = std::chrono::steady_clock::now();
-        auto proc = detail::spawn_process(spec);
+        auto spawn_op = on_pool(spawner, [&spec] { return detail::spawn_process(spec); });
+        auto proc = co_await std::move(spawn_op);
+        const auto spawn_returned = std::chrono::steady_clock::now();
         st->pid = proc.pid;
         st->pidfd.assign(proc.pidfd);
         st->in.assign(proc.stdin_fd);
@@ -574,6 +763,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         struct reap_guard {
             run_state* st;
             ~reap_guard() {
+                st->stop_watching();
                 if (st->reaped) return;
                 st->kill_now();
                 ::waitpid(st->pid, nullptr, 0);  // exceptional path: SIGKILLed, returns at once
@@ -581,6 +771,7 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             }
         } reap_on_throw{st.get()};
         st->readers_done.expires_at(std::chrono::steady_clock::time_point::max());
+        st->watch_done.expires_at(std::chrono::steady_clock::time_point::max());
         auto log_error = [lg](std::exception_ptr e) {
             if (!e) return;
             try {
@@ -592,6 +783,15 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         asio::co_spawn(ex, read_stream(st, st->out, st->out_cap), log_error);
         asio::co_spawn(ex, read_stream(st, st->err, st->err_cap), log_error);
         asio::co_spawn(ex, write_stdin(st, std::move(req.stdin_data)), log_error);
+        {
+            usage_watch w;
+            w.roots = watched_roots(ws);
+            w.disk_limit = lim.disk_bytes;
+            w.cg = cg;
+            if (cg && cg->has_cpu_accounting())
+                w.cpu_limit_usec = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(lim.cpu).count());
+            asio::co_spawn(ex, watch_usage(st, watch, std::move(w), lg), log_error);
+        }
 
         // Did the child get as far as exec?
         std::array<int, 2> child_error{0, 0};
@@ -611,6 +811,13 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             }
         });
 
+        // A cancellation that arrived while the process was being started (or
+        // while its exec status was read) was not seen by any wait: act on it.
+        if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+            lg.info("sandbox.cancel_requested");
+            st->cancelled = true;
+            st->terminate();
+        }
         // Wait for the top process; a cancellation request terminates it and we keep waiting.
         for (;;) {
             auto [ec] = co_await st->pidfd.async_wait(asio::posix::descriptor_base::wait_read,
@@ -626,6 +833,9 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
             }
         }
         const auto exited_at = std::chrono::steady_clock::now();
+        // The watcher finishes its scan in flight before the pid is reaped (it may signal it).
+        st->stop_watching();
+        if (!st->watch_finished) co_await st->watch_done.async_wait(asio::as_tuple(asio::use_awaitable));
         int wstatus = 0;
         struct rusage ru {};
         while (::wait4(st->pid, &wstatus, WNOHANG, &ru) == -1 && errno == EINTR) {
@@ -667,25 +877,20 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         res.stderr_bytes = st->err_cap.total_bytes();
         if (exec_failure) res.stderr_text += "faasd: cannot start the function: " + *exec_failure + "\n";
 
-        // Output files: regular files directly in output/, never through symlinks.
-        std::uint64_t output_total = 0;
-        {
-            std::error_code ec;
-            std::vector<produced_output> outs;
-            for (const auto& e : fs::directory_iterator(ws.output_dir(), ec)) {
-                std::error_code ec2;
-                auto s = e.symlink_status(ec2);
-                if (ec2 || !fs::is_regular_file(s)) continue;
-                produced_output o{e.path().filename().string(), e.path(), fs::file_size(e.path(), ec2)};
-                if (ec2) continue;
-                output_total += o.bytes;
-                outs.push_back(std::move(o));
-            }
-            std::sort(outs.begin(), outs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-            res.outputs = std::move(outs);
+        // What the function left: output files, result.json, and the disk it
+        // used all told (it may have finished between two samples).
+        auto collect_op = on_pool(files, [out = ws.output_dir(), resdir = ws.result_dir(), roots = watched_roots(ws),
+                                          disk = lim.disk_bytes, cap = lim.output_bytes] {
+            return collect(out, resdir, roots, disk, cap);
+        });
+        auto left = co_await std::move(collect_op);
+        res.outputs = std::move(left.outputs);
+        auto& result_file = left.result;
+        if (left.disk.over && !st->disk_exceeded) {
+            st->disk_exceeded = true;
+            st->disk_why = left.disk.why;
         }
-        auto result_file = read_small(ws.result_dir() / "result.json", lim.output_bytes);
-        if (result_file.exists) output_total += result_file.data.size();
+        st->disk_peak = std::max(st->disk_peak, left.disk.bytes);
 
         exit_observation obs;
         obs.exited = WIFEXITED(wstatus);
@@ -695,16 +900,18 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
         obs.timed_out = st->timed_out;
         obs.cancelled = st->cancelled;
         obs.output_exceeded = st->output_exceeded;
-        obs.cpu_exceeded = res.cpu >= std::chrono::duration_cast<std::chrono::microseconds>(lim.cpu);
+        obs.cpu_exceeded = st->cpu_exceeded || res.cpu >= std::chrono::duration_cast<std::chrono::microseconds>(lim.cpu);
         obs.oom_kills = cg ? cg->oom_kills() : 0;
         obs.pids_max_hits = cg ? cg->pids_max_hits() : 0;
-        obs.disk_exceeded = output_total > lim.disk_bytes;
+        obs.disk_exceeded = st->disk_exceeded;
         auto tail = std::string_view(st->err_cap.kept());
         if (tail.size() > 4096) tail = tail.substr(tail.size() - 4096);
         obs.stderr_tail = tail;
         obs.memory_by_cgroup = caps.memory_cgroup;
         obs.pids_by_cgroup = caps.pids_cgroup;
         res.status = classify(obs);
+        if (res.status.outcome == run_outcome::disk_limit && !st->disk_why.empty())
+            res.status.message += " (" + st->disk_why + ")";
         if (exec_failure && !sandboxed && res.status.outcome == run_outcome::exit_nonzero)
             res.status.message = "cannot start the function: " + *exec_failure;
         else if (exec_failure && sandboxed)
@@ -757,8 +964,10 @@ struct function_runner::impl : std::enable_shared_from_this<impl> {
                  {"stdout_bytes", res.stdout_bytes},
                  {"stderr_bytes", res.stderr_bytes},
                  {"outputs", res.outputs.size()},
+                 {"disk_bytes", st->disk_peak},
                  {"network", network},
                  {"setup_ms", std::chrono::duration<double, std::milli>(spawned_at - started).count()},
+                 {"spawn_ms", std::chrono::duration<double, std::milli>(spawn_returned - spawned_at).count()},
                  {"cleanup_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - exited_at).count()}});
         co_return res;
     }
@@ -775,6 +984,11 @@ asio::awaitable<run_result> function_runner::run(run_request req) {
     auto op = self->run(std::move(req));  // no temporaries inside co_await (GCC 12)
     run_result r = co_await asio::co_spawn(ex, std::move(op), asio::use_awaitable);
     co_return r;
+}
+
+void function_runner::discard(std::unique_ptr<workspace> ws) {
+    if (!ws) return;
+    asio::post(impl_->files, [w = std::shared_ptr<workspace>(std::move(ws))]() mutable { w.reset(); });
 }
 
 const sandbox_capabilities& function_runner::capabilities() const noexcept { return impl_->caps; }

@@ -1104,6 +1104,8 @@ struct service::impl : std::enable_shared_from_this<impl> {
             --held;
         }
         c.wipe();
+        // Deleting the workspace may take a while (a big checkout): on the runner's pool.
+        if (deps.runner) deps.runner->discard(std::move(c.ws));
         c.ws.reset();
         if (how == action_type::abandon) {
             ++st.abandoned;

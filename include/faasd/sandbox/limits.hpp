@@ -20,7 +20,7 @@ struct limits {
     std::uint32_t max_processes = 64;                               ///< processes and threads (cgroup pids.max or RLIMIT_NPROC)
     std::uint64_t output_bytes = 1ull << 20;                        ///< kept of stdout and of stderr, each
     std::uint64_t output_kill_bytes = 64ull << 20;                  ///< a stream beyond this kills the job (output_limit); 0 = never
-    std::uint64_t disk_bytes = 256ull << 20;                        ///< RLIMIT_FSIZE, /tmp tmpfs size, and total of output files
+    std::uint64_t disk_bytes = 256ull << 20;                        ///< RLIMIT_FSIZE, /tmp tmpfs size, and the job's writable directories (sampled)
     std::uint32_t open_files = 256;                                 ///< RLIMIT_NOFILE
 };
 
@@ -33,10 +33,10 @@ enum class run_outcome {
     exit_nonzero,      ///< the function exited with a non-zero status
     killed_by_signal,  ///< a signal not explained by a limit
     timeout,           ///< the wall-clock limit passed
-    cpu_limit,         ///< RLIMIT_CPU (SIGXCPU, or SIGKILL at the hard limit)
+    cpu_limit,         ///< RLIMIT_CPU (SIGXCPU, or SIGKILL at the hard limit), or the job's cgroup CPU time
     memory_limit,      ///< the memory limit (cgroup OOM kill, or allocation failure under RLIMIT_AS)
     pids_limit,        ///< fork/clone failed at the process limit
-    disk_limit,        ///< RLIMIT_FSIZE (SIGXFSZ), /tmp full, or output files above disk_bytes
+    disk_limit,        ///< RLIMIT_FSIZE (SIGXFSZ), /tmp full, or the job's directories above disk_bytes
     output_limit,      ///< stdout or stderr went beyond output_kill_bytes
     cancelled,         ///< cancelled through the cancellation slot
 };
@@ -58,7 +58,7 @@ struct exit_observation {
     bool cpu_exceeded = false;     ///< measured CPU time reached the limit
     std::uint64_t oom_kills = 0;   ///< cgroup memory events
     std::uint64_t pids_max_hits = 0;  ///< cgroup pids events
-    bool disk_exceeded = false;    ///< output files above disk_bytes
+    bool disk_exceeded = false;    ///< the job's directories went above disk_bytes (killed, or found after the run)
     std::string_view stderr_tail;  ///< for the fallback heuristics (rlimit-only mode)
     bool memory_by_cgroup = false; ///< memory limit enforced by a cgroup (oom_kills is meaningful)
     bool pids_by_cgroup = false;   ///< process limit enforced by a cgroup (pids_max_hits is meaningful)
@@ -78,5 +78,19 @@ struct run_status {
 /// ("MemoryError", "Cannot allocate memory", "fork: ... Resource temporarily
 /// unavailable", "No space left on device"); killed_by_signal; exit_nonzero.
 run_status classify(const exit_observation& o);
+
+/// Bounds of next_disk_sample.
+inline constexpr std::chrono::milliseconds disk_sample_min{10};
+inline constexpr std::chrono::milliseconds disk_sample_max{100};
+
+/// Pure: how long to wait before sampling a running job's disk use again.
+/// Half the time the job needs to reach its limit at its last measured rate,
+/// between disk_sample_min and disk_sample_max, so that a job passes its limit
+/// by at most about (write rate x disk_sample_min) when it writes steadily and
+/// (peak rate x disk_sample_max) when it bursts; but never sooner than four
+/// times the last scan took, so that scans of a large tree cost at most a
+/// fifth of a pool thread.
+std::chrono::milliseconds next_disk_sample(std::uint64_t used, std::uint64_t limit, double bytes_per_second,
+                                           std::chrono::microseconds last_scan);
 
 }  // namespace faasd::sandbox

@@ -105,6 +105,8 @@ struct sandbox_capabilities {
     int cgroup_version = 0;        ///< 0 none, 1 or 2
     bool memory_cgroup = false;    ///< memory limit by cgroup (else RLIMIT_AS)
     bool pids_cgroup = false;      ///< process limit by cgroup
+    bool cpu_cgroup = false;       ///< CPU time accounted per job by cgroup (the CPU limit is then the job's total)
+    bool userns_disabled = false;  ///< bwrap --disable-userns: functions cannot create user namespaces
     bool uid_isolation = false;    ///< per-run uids (RLIMIT_NPROC per job)
     std::string detail;            ///< one line for the start-up log
 };
@@ -149,7 +151,10 @@ struct run_result {
 };
 
 /// Runs functions. Construct once per worker; run() may be called
-/// concurrently from coroutines on the same single-threaded executor.
+/// concurrently from coroutines on the same single-threaded executor. Blocking
+/// file-system work (chown of a workspace, the output scan, disk samples,
+/// discard) runs on the runner's own thread pools; run() resumes on the
+/// caller's executor.
 /// Ignores SIGPIPE process-wide (writes to a dead function's stdin must not
 /// kill the worker).
 class function_runner {
@@ -168,6 +173,11 @@ public:
     /// the processes are reaped. Throws std::system_error when the process
     /// cannot be started at all (infrastructure failure).
     boost::asio::awaitable<run_result> run(run_request req);
+
+    /// Removes a workspace on the runner's file thread pool and returns at
+    /// once (deleting a big checkout or output takes a while). The runner's
+    /// destructor waits for the removals still queued.
+    void discard(std::unique_ptr<workspace> ws);
 
     const sandbox_capabilities& capabilities() const noexcept;
     const sandbox_config& config() const noexcept;

@@ -207,6 +207,8 @@ TEST_CASE("the bubblewrap command isolates by default", "[sandbox][unit]") {
     CHECK(has_seq({"--symlink", "usr/bin", "/bin"}));
     CHECK(has_seq({"--ro-bind", "/etc/ssl", "/etc/ssl"}));
     CHECK(has_seq({"--size", "1024", "--tmpfs", "/tmp"}));
+    CHECK(has_seq({"--dev", "/dev", "--remount-ro", "/dev", "--size", "1024", "--tmpfs", "/dev/shm"}));
+    CHECK_FALSE(has_seq({"--disable-userns"}));
     CHECK(has_seq({"--ro-bind", "/w/code", "/faasd/code"}));
     CHECK(has_seq({"--bind", "/w/output", "/faasd/output"}));
     CHECK(has_seq({"--bind", "/w/result", "/faasd/result"}));
@@ -223,4 +225,12 @@ TEST_CASE("the bubblewrap command isolates by default", "[sandbox][unit]") {
     a = build_bwrap_argv(p);
     CHECK(has_seq({"--unshare-all", "--share-net"}));
     CHECK(has_seq({"--unshare-user", "--uid", "65534", "--gid", "65534"}));
+
+    // Nested user namespaces off (bwrap 0.8+): needs an explicit --unshare-user.
+    p.disable_userns = true;
+    a = build_bwrap_argv(p);
+    CHECK(has_seq({"--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"}));
+    p.map_to_nobody = false;
+    a = build_bwrap_argv(p);
+    CHECK(has_seq({"--unshare-user", "--disable-userns"}));
 }
