@@ -262,8 +262,11 @@ TEST_CASE("observer: report numbers from replayed events (W, Wq, mu, lambda, Lit
             CHECK(r.at("measured").as_object().contains("little_error"));
             CHECK(r.at("measured").at("workers").as_int64() == 2);
             CHECK(r.at("measured").at("slots").as_int64() == 8);
-            CHECK(r.at("measured").at("queue_source").as_string() == "lag");
+            // Every topic read: the queue comes from the events, the lag is the cross-check.
+            CHECK(r.at("measured").at("queue_source").as_string() == "events");
+            CHECK(r.at("measured").at("events_fresh").as_bool());
             CHECK(r.at("measured").at("lag").as_int64() == 0);
+            CHECK(r.at("measured").at("queue_from_lag").as_int64() == 0);
             CHECK(r.at("measured").at("queue_length").as_int64() == 0);
             CHECK(r.at("decision").at("action").as_string() == "none");
             CHECK(r.at("target").as_int64() == 2);
