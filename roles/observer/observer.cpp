@@ -230,7 +230,7 @@ json::object report_json(const observer_state& st, const stats::observer_report&
     o["observer"] = {{"decisions", st.decisions}, {"changes", st.changes}, {"bad_messages", st.bad_messages}};
     const auto jc = st.jobs.counters();
     o["reaper"] = {{"lost_after_ms", st.jobs.config().lost_after_ms},
-                   {"running", st.last_reap.running},
+                   {"running", jc.running},
                    {"orphaned", st.last_reap.orphaned},
                    {"ending", st.last_reap.ending},
                    {"lost", st.lost_published},
@@ -474,16 +474,22 @@ asio::awaitable<void> run_observer(observer_config cfg, kafka_config kcfg, runti
                 res.topic = names.results;
                 res.key = s.id;
                 res.value = jobs::encode(lost.result);
+                // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
+                std::string error;
                 auto a = co_await producer.send(std::move(snap));
-                auto b = a ? co_await producer.send(std::move(res)) : kafka::result<kafka::delivery>(a.error());
-                if (a && b) {
+                if (a) {
+                    auto b = co_await producer.send(std::move(res));
+                    if (!b) error = b.error().message();
+                } else {
+                    error = a.error().message();
+                }
+                if (error.empty()) {
                     ++st.lost_published;
                     st.metrics.lost.inc();
                 } else {
                     ++st.lost_failed;
                     st.jobs.retry(s.id);
-                    log.warn("observer.job_lost_publish_failed",
-                             {{"job", s.id}, {"error", (a ? b.error() : a.error()).message()}});
+                    log.warn("observer.job_lost_publish_failed", {{"job", s.id}, {"error", error}});
                 }
             }
             plan.lost.clear();
