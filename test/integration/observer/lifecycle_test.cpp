@@ -413,9 +413,10 @@ TEST_CASE("supervisor: workers removed while at-least-once jobs run lose none; e
                               "--log-level=warn"};
             sc.max_workers = 3;
             sc.restart_delay = "100ms";
-            // The rule of the real supervisor: workers get 13 s of grace (drain 5 s), SIGKILL not before 15 s.
-            sc = roles::apply_stop_rule(sc, 15s, s.logs.logger(log_level::info));
-            CHECK(sc.stop_timeout == "15000ms");
+            // The rule of the real supervisor: workers get 8 s of grace (drain 4 s), SIGKILL not before 10 s.
+            sc = roles::apply_stop_rule(sc, 10s, s.logs.logger(log_level::info));
+            CHECK(sc.stop_timeout == "10000ms");
+            CHECK(sc.inherited_args.back() == "--shutdown-grace=8000ms");
             // Shared with run()'s completion: a failed REQUIRE leaves this frame early, and the guard
             // then stops the children (run() returns once they are gone).
             auto supervisor = std::make_shared<roles::worker_supervisor>(ex, sc, s.logs.logger(log_level::info));
@@ -501,7 +502,7 @@ TEST_CASE("supervisor: workers removed while at-least-once jobs run lose none; e
             CHECK(s.logs.count("supervisor.stopped") == 2);
             {
                 std::istringstream kills(s.logs.dump("event=supervisor.kill "));
-                for (std::string line; std::getline(kills, line);) CHECK(line.find(" after_ms=15000") != std::string::npos);
+                for (std::string line; std::getline(kills, line);) CHECK(line.find(" after_ms=10000") != std::string::npos);
             }
             WARN("removed workers: " << s.logs.dump("supervisor.stopped") << s.logs.dump("supervisor.kill"));
             CHECK(sup.running() == 1);
