@@ -263,14 +263,62 @@ asio::awaitable<void> run_scaler(scaler_config cfg, kafka_config kcfg, runtime::
 void supervisor_config::validate() const {
     if (min_workers < 0 || max_workers < min_workers)
         throw config::config_error("--min-workers/--max-workers: need 0 <= min <= max");
-    duration_or_throw("--stop-timeout", stop_timeout);
+    if (!stop_timeout.empty()) duration_or_throw("--stop-timeout", stop_timeout);
     duration_or_throw("--restart-delay", restart_delay);
+}
+
+stop_rule resolve_stop_rule(const supervisor_config& cfg, std::chrono::milliseconds own_grace) {
+    using namespace std::chrono_literals;
+    stop_rule r;
+    std::optional<std::chrono::milliseconds> configured;
+    if (!cfg.stop_timeout.empty()) configured = duration_or_throw("--stop-timeout", cfg.stop_timeout);
+    if (!cfg.worker_command.empty()) {
+        r.stop_timeout = configured.value_or(60s);
+        return r;
+    }
+    // The workers' own --shutdown-grace, as --shutdown-grace=X or --shutdown-grace X.
+    const std::string name = "--shutdown-grace";
+    for (std::size_t i = 0; i < cfg.worker_args.size(); ++i) {
+        const auto& a = cfg.worker_args[i];
+        if (a.rfind(name + "=", 0) == 0)
+            r.worker_grace = duration_or_throw("--worker-arg " + name, a.substr(name.size() + 1));
+        else if (a == name && i + 1 < cfg.worker_args.size())
+            r.worker_grace = duration_or_throw("--worker-arg " + name, cfg.worker_args[i + 1]);
+    }
+    if (!r.worker_grace) {
+        r.worker_grace = std::max<std::chrono::milliseconds>(own_grace - 2s, 1s);
+        r.grace_arg = name + "=" + std::to_string(r.worker_grace->count()) + "ms";
+    }
+    const auto minimum = *r.worker_grace + 2s;
+    r.raised = configured && *configured < minimum;
+    r.stop_timeout = configured ? std::max(*configured, minimum) : minimum;
+    r.exceeds_own_grace = minimum > own_grace;
+    return r;
+}
+
+supervisor_config apply_stop_rule(supervisor_config cfg, std::chrono::milliseconds own_grace, const faasd::logger& log) {
+    const auto rule = resolve_stop_rule(cfg, own_grace);
+    if (rule.grace_arg) cfg.inherited_args.push_back(*rule.grace_arg);
+    if (rule.raised)
+        log.warn("supervisor.stop_timeout_raised", {{"configured", cfg.stop_timeout},
+                                                    {"stop_timeout_ms", rule.stop_timeout.count()},
+                                                    {"worker_grace_ms", rule.worker_grace->count()}});
+    if (rule.exceeds_own_grace)
+        log.warn("supervisor.grace_too_short",
+                 {{"worker_grace_ms", rule.worker_grace->count()},
+                  {"shutdown_grace_ms", own_grace.count()},
+                  {"detail", "on the supervisor's own shutdown, workers still draining after its grace are killed "
+                             "(their unfinished at-least-once jobs run again elsewhere); give it a --shutdown-grace "
+                             "of at least the workers' + 2s"}});
+    cfg.stop_timeout = std::to_string(rule.stop_timeout.count()) + "ms";
+    return cfg;
 }
 
 worker_supervisor::worker_supervisor(asio::any_io_executor ex, supervisor_config cfg, faasd::logger log)
     : ex_(std::move(ex)), cfg_(std::move(cfg)), log_(std::move(log)) {
     cfg_.validate();
-    stop_timeout_ = duration_or_throw("--stop-timeout", cfg_.stop_timeout);
+    stop_timeout_ = cfg_.stop_timeout.empty() ? std::chrono::milliseconds(60000)
+                                              : duration_or_throw("--stop-timeout", cfg_.stop_timeout);
     restart_delay_ = duration_or_throw("--restart-delay", cfg_.restart_delay);
     target_ = cfg_.min_workers;
 }
@@ -295,7 +343,7 @@ std::vector<std::string> kafka_args(const kafka_config& k) {
 
 std::vector<std::string> worker_supervisor::command() const {
     if (!cfg_.worker_command.empty()) return cfg_.worker_command;
-    std::vector<std::string> argv{self_exe(), "worker"};
+    std::vector<std::string> argv{cfg_.executable.empty() ? self_exe() : cfg_.executable, "worker"};
     // An inherited option is dropped when worker_args sets it (CLI11 rejects a repeated single option).
     auto name_of = [](const std::string& a) { return a.substr(0, a.find('=')); };
     for (const auto& a : cfg_.inherited_args) {
@@ -410,11 +458,7 @@ void worker_supervisor::stop() {
 asio::awaitable<void> run_supervisor(supervisor_config cfg, kafka_config kcfg, runtime::role_env& env) {
     auto ex = co_await asio::this_coro::executor;
     if (cfg.inherited_args.empty()) cfg.inherited_args = kafka_args(kcfg);
-    // Workers must be stopped within the process's own shutdown grace.
-    const auto grace_cap = std::max<std::chrono::milliseconds>(env.shutdown_grace - std::chrono::seconds(2),
-                                                               std::chrono::milliseconds(100));
-    if (duration_or_throw("--stop-timeout", cfg.stop_timeout) > grace_cap)
-        cfg.stop_timeout = std::to_string(grace_cap.count()) + "ms";
+    cfg = apply_stop_rule(std::move(cfg), env.shutdown_grace, env.log);
     worker_supervisor sup(ex, cfg, env.log);
     auto control = [&]() -> asio::awaitable<void> {
         co_await (follow_reports(kcfg, env, "faasd-supervisor", [&](int t) { sup.set_target(t); }) ||

@@ -31,12 +31,9 @@ asio::awaitable<void> observe(server_state<observer_config>& s, runtime::role_en
     sc.inherited_args = kafka_args(s.kafka);
     sc.stop_timeout = s.role.stop_timeout;
     sc.max_workers = 10000;
-    // Workers must be stopped within the shutdown grace.
-    const auto cap = std::max<std::chrono::milliseconds>(env.shutdown_grace - std::chrono::seconds(2),
-                                                         std::chrono::milliseconds(100));
-    if (*config::parse_duration(sc.stop_timeout) > cap) sc.stop_timeout = std::to_string(cap.count()) + "ms";
-    auto ex = co_await asio::this_coro::executor;
     auto sup_log = env.log.with({{"component", "supervisor"}});
+    sc = apply_stop_rule(std::move(sc), env.shutdown_grace, sup_log);
+    auto ex = co_await asio::this_coro::executor;
     worker_supervisor sup(ex, sc, sup_log);
     auto control = [&]() -> asio::awaitable<void> {
         co_await run_observer(s.role, s.kafka, env, [&](int t) { sup.set_target(t); });
@@ -90,8 +87,10 @@ void add_observer_commands(CLI::App& app, command_list& out) {
                            "An argument for each `faasd worker` child (repeatable); children also inherit FAASD_*");
             sub.add_option("--min-workers", s.role.min_workers, "Never run fewer workers")->capture_default_str();
             sub.add_option("--max-workers", s.role.max_workers, "Never run more workers")->capture_default_str();
-            sub.add_option("--stop-timeout", s.role.stop_timeout, "SIGKILL a worker this long after SIGTERM")
-                ->capture_default_str();
+            sub.add_option("--stop-timeout", s.role.stop_timeout,
+                           "SIGKILL a worker this long after SIGTERM (default and minimum: the workers' "
+                           "--shutdown-grace + 2s; the workers get the supervisor's --shutdown-grace - 2s unless "
+                           "a --worker-arg sets it)");
             sub.add_option("--restart-delay", s.role.restart_delay, "Wait this long before replacing a crashed worker")
                 ->capture_default_str();
         },

@@ -41,28 +41,33 @@ struct observer_config {
     /// docs/observer.md "Parameters") or @path of a file holding one. Empty:
     /// defaults. A valid message on the observer-config topic replaces them.
     std::string params;                  ///< --params
-    int min_workers = -1;                ///< --min-workers (overrides params; -1: keep)
-    int max_workers = -1;                ///< --max-workers (overrides params; -1: keep)
-    int slots_per_worker = -1;           ///< --slots-per-worker (overrides params; -1: keep)
+    std::optional<int> min_workers;      ///< --min-workers (overrides params; unset: params, default 1)
+    std::optional<int> max_workers;      ///< --max-workers (overrides params; unset: params, default 20)
+    std::optional<int> slots_per_worker; ///< --slots-per-worker (overrides params; unset: params, default 4)
     std::string tick;                    ///< --tick, e.g. 1s (overrides params; empty: keep)
-    /// Workers the actuator has when the observer starts; -1: the live workers
-    /// seen in the heartbeats after the replay, within [min, max].
-    int initial_workers = -1;            ///< --initial-workers
+    /// Workers the actuator has when the observer starts; unset: the live
+    /// workers seen in the heartbeats after the replay, within [min, max].
+    std::optional<int> initial_workers;  ///< --initial-workers
     std::string group;                   ///< --observer-group: own consumer group id (default <prefix>observer)
     std::string workers_group;           ///< --workers-group: whose lag is the queue (default <prefix>workers)
     std::string replay_timeout = "30s";  ///< --replay-timeout: decide after this even if the replay is not done
     bool sample_lag = true;              ///< --sample-lag: query the workers' group lag every tick
+    /// --lost-after: a running at-most-once job whose worker sent no heartbeat
+    /// for this long is ended failed (worker_lost); "0s": never.
+    std::string lost_after = "20s";
+    std::string health_listen;           ///< --health-listen host:port for /healthz, /readyz, /metrics (empty: off)
 
     // `faasd observer --supervise`: drive local worker processes directly.
     bool supervise = false;                    ///< --supervise
     std::vector<std::string> worker_args;      ///< --worker-arg (repeatable), passed to `faasd worker`
-    std::string stop_timeout = "60s";          ///< --stop-timeout: SIGKILL a draining worker after this
+    std::string stop_timeout;                  ///< --stop-timeout: SIGKILL a draining worker after this (empty: auto)
 
     /// Checks every value (and reads --params); throws config::config_error naming the option.
     void validate();
     /// The initial parameters (after validate()).
     const stats::observer_params& initial_params() const noexcept { return params_; }
     std::chrono::milliseconds replay_timeout_ms() const;
+    std::chrono::milliseconds lost_after_ms() const;
 
     stats::observer_params params_;  ///< filled by validate()
 };
@@ -103,18 +108,43 @@ boost::asio::awaitable<void> run_scaler(scaler_config cfg, kafka_config kafka, r
 /// `faasd supervisor`: keeps N `faasd worker` children.
 struct supervisor_config {
     std::vector<std::string> worker_args;  ///< --worker-arg (repeatable)
-    /// The whole child command line; empty: {/proc/self/exe, "worker"} +
+    /// The whole child command line; empty: {executable, "worker"} +
     /// inherited_args (those whose option worker_args does not set) + worker_args.
     std::vector<std::string> worker_command;
+    std::string executable;  ///< the faasd binary the workers run (empty: this one, /proc/self/exe)
     /// Set by the commands: the supervisor's own Kafka options (kafka_args()),
     /// so the workers use the same cluster and topic prefix.
     std::vector<std::string> inherited_args;
     int min_workers = 0;                   ///< --min-workers: clamp of the target
     int max_workers = 100;                 ///< --max-workers
-    std::string stop_timeout = "60s";      ///< --stop-timeout: SIGKILL after SIGTERM + this
+    /// --stop-timeout: SIGKILL after SIGTERM + this. Empty: 60s for a
+    /// worker_command, else resolve_stop_rule()'s (the workers' grace + 2s).
+    std::string stop_timeout;
     std::string restart_delay = "1s";      ///< --restart-delay: after a worker died unexpectedly
     void validate() const;
 };
+
+/// How long the supervisor waits for a worker it stopped, and the shutdown
+/// grace its workers get (docs/observer.md, "Stopping workers without losing
+/// jobs"). A worker given SIGTERM drains for its --drain-timeout (its grace
+/// - 8s), stops what still runs (--kill-grace), commits and flushes, and exits
+/// at the latest when its --shutdown-grace is over; SIGKILL must not come
+/// before that. So: the workers' grace is their --shutdown-grace worker
+/// argument, else the supervisor's own grace - 2s (given to them as
+/// --shutdown-grace, so that they are done before the supervisor's own
+/// shutdown kills them); the stop timeout is at least that grace + 2s. Pure.
+struct stop_rule {
+    std::optional<std::chrono::milliseconds> worker_grace;  ///< nullopt: unknown (a worker_command is set)
+    std::optional<std::string> grace_arg;                   ///< "--shutdown-grace=<ms>ms" to give the workers
+    std::chrono::milliseconds stop_timeout{60000};          ///< SIGKILL this long after SIGTERM
+    bool raised = false;             ///< the configured --stop-timeout was below the minimum and was raised
+    bool exceeds_own_grace = false;  ///< the workers' grace + 2s exceeds the supervisor's own shutdown grace
+};
+/// Throws config::config_error for a --stop-timeout or worker --shutdown-grace that is not a duration.
+stop_rule resolve_stop_rule(const supervisor_config& cfg, std::chrono::milliseconds own_grace);
+/// cfg with the rule applied (grace_arg added to inherited_args, stop_timeout
+/// set); logs a raised stop timeout and a grace that does not fit.
+supervisor_config apply_stop_rule(supervisor_config cfg, std::chrono::milliseconds own_grace, const faasd::logger& log);
 
 /// Child processes of `faasd worker`: set_target() starts or stops (SIGTERM,
 /// so they drain; SIGKILL after stop_timeout) workers until `target` run.

@@ -111,10 +111,11 @@ void controller::reset() noexcept {
     last_now_ = 0;
     last_service_ = {};
     last_up_.reset();
+    last_action_ = scaling_action::none;
 }
 
 scaling_decision controller::decide(const observation& short_obs, const observation& long_obs, int current_workers,
-                                    const observer_params& p, unix_ms now) {
+                                    const observer_params& p, unix_ms now, std::optional<int> live_workers) {
     if (first_tick_ && now < last_now_) now = last_now_;
     last_now_ = now;
     if (!first_tick_) first_tick_ = now;
@@ -125,6 +126,15 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     const int current = d.current;
     const int spw = p.slots_per_worker;
     const auto clamp = [&](int w) { return std::clamp(w, p.min_workers, p.max_workers); };
+    const std::int64_t since_change = last_change_ ? now - *last_change_ : std::numeric_limits<std::int64_t>::max();
+
+    // 0. The workers to judge capacity by: the live ones, unless the last
+    //    change is still within its cooldown and not yet visible (pending).
+    if (live_workers) d.live = std::max(*live_workers, 0);
+    const std::int64_t pending_for = last_action_ == scaling_action::remove ? p.down_cooldown_ms : p.up_cooldown_ms;
+    d.pending = live_workers && d.live != current && since_change < pending_for;
+    d.basis = (!live_workers || d.pending) ? current : d.live;
+    const int basis = d.basis;
 
     // 1. Service rate per slot: the long window has more samples; fall back to
     //    the short one, then to the last sample ever seen.
@@ -196,7 +206,6 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     }
     while (!history_.empty() && history_.front().at <= now - p.long_window_ms) history_.pop_front();
 
-    const std::int64_t since_change = last_change_ ? now - *last_change_ : std::numeric_limits<std::int64_t>::max();
     const std::string model_text =
         d.model_ready ? format("arrivals %.3g/s (short %.3g/s, long %.3g/s%s), mean service %.3gs", d.lambda_plan,
                                d.lambda_short, d.lambda_long,
@@ -210,17 +219,26 @@ scaling_decision controller::decide(const observation& short_obs, const observat
     //    scale-up capped by max_step_up to its size.
     const bool following_up = last_up_ && now - *last_up_ <= p.short_window_ms + p.up_cooldown_ms;
     int target = current;
+    // A scale-up goes to the need, at most max_step_up beyond what is there or asked for.
+    const int step_from = std::max(basis, current);
     if (current < p.min_workers) {
-        target = std::max(p.min_workers, need_trigger > current
-                                             ? std::min(std::max(d.needed, need_trigger), current + p.max_step_up)
+        target = std::max(p.min_workers, need_trigger > basis
+                                             ? std::min(std::max(d.needed, need_trigger), step_from + p.max_step_up)
                                              : p.min_workers);
         d.reason = format("below min_workers (%d): scale up %d -> %d", p.min_workers, current, target);
     } else if (current > p.max_workers) {
         target = p.max_workers;
         d.reason = format("above max_workers (%d): scale down %d -> %d", p.max_workers, current, target);
-    } else if (need_trigger > current || (following_up && d.needed > current)) {
-        const int want = std::min(std::max(d.needed, need_trigger), current + p.max_step_up);
-        if (since_change < p.up_cooldown_ms) {
+    } else if (need_trigger > basis || (following_up && d.needed > basis)) {
+        const int want = std::min(std::max(d.needed, need_trigger), step_from + p.max_step_up);
+        if (want <= current) {
+            // Short of live capacity, but the target already asks for enough:
+            // the actuator has not delivered it (yet). Do not ask again.
+            d.reason = format("keep %d: %d workers are needed and %d are live; the target already covers them, "
+                              "waiting for the actuator; ",
+                              current, want, basis) +
+                       model_text;
+        } else if (since_change < p.up_cooldown_ms) {
             d.cooling_down = true;
             d.reason = format("would scale up %d -> %d, but the last change was %.3gs ago (up_cooldown %gs); ", current,
                               want, secs(since_change), secs(p.up_cooldown_ms)) +
@@ -231,14 +249,14 @@ scaling_decision controller::decide(const observation& short_obs, const observat
             std::string why;
             if (!d.model_ready) {
                 why = "there is work and no worker to measure service times";
-            } else if (need_trigger <= current) {
+            } else if (need_trigger <= basis) {
                 why = format("following through the scale-up %.3gs ago: the point estimate needs %d workers",
                              secs(now - *last_up_), d.needed);
             } else {
-                if (d.needed_to_drain > current)
+                if (d.needed_to_drain > basis)
                     why = format("backlog %lld jobs needs %d workers to drain within %gs",
                                  static_cast<long long>(d.backlog), d.needed_to_drain, secs(p.drain_time_ms));
-                if (d.needed_optimistic > current)
+                if (d.needed_optimistic > basis)
                     why += (why.empty() ? "" : " and ") + format("the target needs %d workers", d.needed_optimistic);
                 why += format(", even optimistically (arrivals >= %.3g/s, service <= %.3gs)",
                               std::max(d.lambda_trigger, p.max_arrival_rate), 1.0 / d.mu_high);
@@ -284,22 +302,29 @@ scaling_decision controller::decide(const observation& short_obs, const observat
             d.reason = format("keep %d: ", current) + model_text;
         }
         if (d.model_ready && !d.cooling_down && target == current) {
-            const auto at_current = predict_mmc(current * spw, d.lambda_plan, d.mu, secs(p.target_wait_ms));
+            const auto at_current = predict_mmc(basis * spw, d.lambda_plan, d.mu, secs(p.target_wait_ms));
             d.reason += "; now " + describe(at_current, p);
         }
     }
     if (d.saturated) d.reason += format("; saturated: the target needs more than max_workers (%d)", p.max_workers);
+    if (live_workers && d.live != current)
+        d.reason += format("; %d of %d workers live%s", d.live, current,
+                           d.pending ? format(" (the change %.3gs ago is under way)", secs(since_change)).c_str()
+                                     : "");
 
     d.target = target;
     d.action = target > current   ? scaling_action::add
                : target < current ? scaling_action::remove
                                   : scaling_action::none;
-    if (d.action != scaling_action::none) last_change_ = now;
+    if (d.action != scaling_action::none) {
+        last_change_ = now;
+        last_action_ = d.action;
+    }
     if (d.action == scaling_action::add) last_up_ = now;
     if (d.action == scaling_action::remove) last_up_.reset();
 
     const double t = secs(p.target_wait_ms);
-    d.at_current = predict_mmc(current * spw, d.lambda_plan, d.mu, t);
+    d.at_current = predict_mmc(basis * spw, d.lambda_plan, d.mu, t);
     d.at_target = predict_mmc(target * spw, d.lambda_plan, d.mu, t);
     return d;
 }
@@ -323,6 +348,9 @@ json::object to_json(const scaling_decision& d) {
     return {{"at", d.at},
             {"action", to_string(d.action)},
             {"current", d.current},
+            {"live", d.live},
+            {"basis", d.basis},
+            {"pending", d.pending},
             {"target", d.target},
             {"needed", d.needed},
             {"needed_optimistic", d.needed_optimistic},

@@ -36,7 +36,12 @@ std::optional<worker_state> parse_worker_state(std::string_view s) noexcept {
 }
 
 job_submitted submitted_from_message(const jobs::job_message& m, unix_ms queued_at) {
-    return {m.id, m.attempt, queued_at};
+    return {m.id, m.attempt, queued_at, m.not_before};
+}
+
+std::optional<job_started> started_from_status(const jobs::job_status& s) {
+    if (s.state != jobs::job_state::running || s.started_at <= 0 || s.id.empty()) return std::nullopt;
+    return job_started{s.id, s.attempt, s.started_at, s.worker};
 }
 
 job_finished finished_from_result(const jobs::job_result& r) {

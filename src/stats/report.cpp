@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <cmath>
+#include <optional>
 
 namespace faasd::stats {
 namespace json = boost::json;
@@ -23,7 +24,10 @@ observer_report observe_tick(tracker& t, controller& c, int current_workers, con
     const unix_ms end = now - p.settle_ms;
     r.short_window = t.summarize(end, p.short_window_ms);
     r.long_window = t.summarize(end, p.long_window_ms);
-    r.decision = c.decide(r.short_window, r.long_window, current_workers, p, now);
+    // The live workers are the short window's (heartbeats up to stale_after
+    // old); unknown until some heartbeat was seen.
+    const auto live = r.short_window.workers_known ? std::optional<int>(r.short_window.workers) : std::nullopt;
+    r.decision = c.decide(r.short_window, r.long_window, current_workers, p, now, live);
     r.tracker = t.counters();
     return r;
 }
@@ -49,7 +53,9 @@ json::object to_json(const observer_report& r) {
         {"queue_length", s.queue_length},
         {"queue_source", to_string(s.queue_from)},
         {"queued_from_events", s.queued_from_events},
+        {"queue_from_lag", s.queue_from_lag ? json::value(*s.queue_from_lag) : json::value(nullptr)},
         {"lag", s.lag ? json::value(*s.lag) : json::value(nullptr)},
+        {"events_fresh", s.events_fresh},
         {"workers", s.workers},
         {"draining_workers", s.draining_workers},
         {"slots", s.slots},
@@ -60,6 +66,9 @@ json::object to_json(const observer_report& r) {
     o["model"] = {{"at_current", to_json(d.at_current)}, {"at_target", to_json(d.at_target)}};
     o["decision"] = {{"action", to_string(d.action)},
                      {"current", d.current},
+                     {"live", d.live},
+                     {"basis", d.basis},
+                     {"pending", d.pending},
                      {"target", d.target},
                      {"needed", d.needed},
                      {"reason", d.reason},

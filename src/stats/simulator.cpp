@@ -297,6 +297,8 @@ private:
             tracker_.add(pool_[slot]);
             free_slots_.push_back(slot);
         }
+        // Like the role's consumer: everything delivered so far has been read.
+        tracker_.mark_caught_up(now_ms);
         // The role samples the consumer lag itself: waiting plus in-flight
         // (at-least-once offsets are committed after the result).
         tracker_.add(lag_sample{now_ms, static_cast<std::int64_t>(queue_.size()) + busy()});

@@ -120,6 +120,7 @@ ingest_result tracker::add(const job_submitted& e) {
         return ingest_result::duplicate;
     }
     r->submitted = e.at;
+    r->not_before = std::max<unix_ms>(e.not_before, 0);
     if (inserted) enforce_cap();
     return ingest_result::added;
 }
@@ -157,6 +158,7 @@ ingest_result tracker::add(const job_finished& e) {
 
 ingest_result tracker::add(const worker_heartbeat& e) {
     if (auto refused = refuse(e.worker, e.at)) return *refused;
+    heartbeats_seen_ = true;
     auto [it, fresh] = workers_.try_emplace(e.worker, e);
     if (!fresh) {
         if (it->second.at >= e.at) {  // older or same news
@@ -192,6 +194,8 @@ ingest_result tracker::add(const lag_sample& e) {
     if (lags_.size() > max_lag_samples) lags_.pop_front();
     return ingest_result::added;
 }
+
+void tracker::mark_caught_up(unix_ms at) noexcept { caught_up_at_ = std::max(caught_up_at_, at); }
 
 void tracker::enforce_cap() {
     if (records_.size() <= cfg_.max_records) return;
@@ -255,6 +259,16 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
     const std::int64_t span_ms = now - lo;
     o.span_s = seconds(span_ms);
 
+    // Newest lag sample at or before now, unless stale; the queue's upper
+    // bound adds what was submitted after it was taken.
+    const lag_sample* lag = nullptr;
+    {
+        auto pos = std::upper_bound(lags_.begin(), lags_.end(), now,
+                                    [](unix_ms t, const lag_sample& s) { return t < s.at; });
+        if (pos != lags_.begin() && now - std::prev(pos)->at <= cfg_.stale_after_ms) lag = &*std::prev(pos);
+    }
+    std::int64_t submitted_since_lag = 0;
+
     std::vector<double> response, wait, service;
     double run_sum = 0;
     std::int64_t area_system = 0, area_queue = 0, area_busy = 0;
@@ -267,10 +281,13 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
         // The attempt left the queue when it started, or when it finished without running.
         const unix_ms left_queue = r.started != 0 ? r.started : (r.finished_seen ? r.finished : 0);
 
+        // Waiting for a slot starts when the attempt became eligible (a retry: after its backoff).
+        const unix_ms eligible = r.eligible();
         if (r.submitted != 0 && in_window(r.submitted, lo, now)) ++o.arrivals;
+        if (lag != nullptr && r.submitted != 0 && in_window(r.submitted, lag->at, now)) ++submitted_since_lag;
         if (r.started != 0 && in_window(r.started, lo, now)) {
             ++o.starts;
-            if (r.submitted != 0) wait.push_back(seconds(std::max<std::int64_t>(r.started - r.submitted, 0)));
+            if (r.submitted != 0) wait.push_back(seconds(std::max<std::int64_t>(r.started - eligible, 0)));
         }
         if (r.finished_seen && in_window(r.finished, lo, now)) {
             ++o.completions;
@@ -281,8 +298,8 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
             }
         }
 
-        // State at `now`: queued = submitted, not yet out of the queue.
-        if (r.submitted != 0 && r.submitted <= now && (left_queue == 0 || left_queue > now)) ++o.queued_from_events;
+        // State at `now`: queued = eligible, not yet out of the queue.
+        if (r.submitted != 0 && eligible <= now && (left_queue == 0 || left_queue > now)) ++o.queued_from_events;
 
         // Areas for the time averages (Little's law, measured utilisation).
         const unix_ms entered = r.submitted != 0 ? r.submitted : r.started;
@@ -292,7 +309,7 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
         }
         if (r.submitted != 0) {
             const unix_ms left = (left_queue != 0 && left_queue <= now) ? left_queue : now;
-            area_queue += overlap(r.submitted, left, lo, now);
+            area_queue += overlap(eligible, left, lo, now);
         }
         if (started) area_busy += overlap(r.started, finished ? r.finished : now, lo, now);
     }
@@ -310,6 +327,7 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
 
     // Workers from their newest heartbeats (a heartbeat "from the future",
     // i.e. clock skew, still proves the worker alive).
+    o.workers_known = heartbeats_seen_;
     for (const auto& [name, h] : workers_) {
         if (now - h.at > cfg_.stale_after_ms) continue;
         if (h.state == worker_state::up) {
@@ -322,17 +340,21 @@ observation tracker::summarize(unix_ms now, std::int64_t window_ms) const {
         }
     }
 
-    // Newest lag sample at or before now, unless stale.
-    auto pos =
-        std::upper_bound(lags_.begin(), lags_.end(), now, [](unix_ms t, const lag_sample& s) { return t < s.at; });
-    if (pos != lags_.begin()) {
-        const auto& s = *std::prev(pos);
-        if (now - s.at <= cfg_.stale_after_ms) {
-            o.lag = s.lag;
-            o.queue_from_lag = std::max<std::int64_t>(s.lag - o.busy, 0);
-        }
+    // The queue. The lag counts every uncommitted job: the running ones, and
+    // (at-least-once) every job finished above an older unfinished one of its
+    // partition, so lag - busy overstates the queue whenever jobs finish out of
+    // order. The events are exact once they are complete (starts included),
+    // and the lag stays an upper bound.
+    if (lag != nullptr) {
+        o.lag = lag->lag;
+        o.lag_bound = lag->lag + submitted_since_lag;
+        o.queue_from_lag = std::max<std::int64_t>(lag->lag - o.busy, 0);
     }
-    if (o.queue_from_lag) {
+    o.events_fresh = caught_up_at_ > 0 && now - caught_up_at_ <= cfg_.stale_after_ms;
+    if (o.events_fresh) {
+        o.queue_length = o.lag_bound ? std::min(o.queued_from_events, *o.lag_bound) : o.queued_from_events;
+        o.queue_from = queue_source::events;
+    } else if (o.queue_from_lag) {
         o.queue_length = *o.queue_from_lag;
         o.queue_from = queue_source::lag;
     } else {
@@ -394,6 +416,8 @@ json::object to_json(const observation& o) {
     j["queued_from_events"] = o.queued_from_events;
     j["lag"] = o.lag ? json::value(*o.lag) : json::value(nullptr);
     j["queue_from_lag"] = o.queue_from_lag ? json::value(*o.queue_from_lag) : json::value(nullptr);
+    j["lag_bound"] = o.lag_bound ? json::value(*o.lag_bound) : json::value(nullptr);
+    j["events_fresh"] = o.events_fresh;
     j["workers"] = o.workers;
     j["draining_workers"] = o.draining_workers;
     j["slots"] = o.slots;

@@ -105,19 +105,22 @@ TEST_CASE("the observer, reconfigured live through the frontend, scales up under
     const std::string carol = faasd::e2e::keycloak_token("carol", "carol-pw");
 
     // Live parameters: short windows so that the test takes seconds, not minutes.
-    const std::string params =
-        R"({"v":1,"tick_ms":500,"short_window_ms":4000,"long_window_ms":8000,"settle_ms":200,"stale_after_ms":5000,
-            "slots_per_worker":1,"min_workers":1,"max_workers":6,"target_wait_ms":500,"epsilon":0.05,
-            "drain_time_ms":5000,"up_cooldown_ms":0,"down_cooldown_ms":1000,"up_confidence_z":0,
-            "down_confidence_z":0})";
-    CHECK(http("PUT", base + "/v1/observer/config", alice, params).status == 403);  // not an admin
-    auto put = http("PUT", base + "/v1/observer/config", carol, params);
+    constexpr int short_window_ms = 4000, settle_ms = 200, tick_ms = 500;
+    auto params = [&](int max_workers) {
+        return R"({"v":1,"tick_ms":500,"short_window_ms":4000,"long_window_ms":8000,"settle_ms":200,)"
+               R"("stale_after_ms":5000,"slots_per_worker":1,"min_workers":1,"max_workers":)" +
+               std::to_string(max_workers) +
+               R"(,"target_wait_ms":500,"epsilon":0.05,"drain_time_ms":5000,"up_cooldown_ms":0,)"
+               R"("down_cooldown_ms":1000,"up_confidence_z":0,"down_confidence_z":0})";
+    };
+    CHECK(http("PUT", base + "/v1/observer/config", alice, params(6)).status == 403);  // not an admin
+    auto put = http("PUT", base + "/v1/observer/config", carol, params(6));
     INFO(put.body);
     REQUIRE(put.status / 100 == 2);
 
     // The observer applies them without a restart: its reports say so.
     json::value report;
-    auto report_where = [&](const std::function<bool(const json::value&)>& pred, std::chrono::seconds timeout) {
+    auto report_where = [&](const std::function<bool(const json::value&)>& pred, std::chrono::milliseconds timeout) {
         return faasd::test::wait_until(
             [&] {
                 auto r = http("GET", base + "/v1/observer/report", alice);
@@ -127,31 +130,58 @@ TEST_CASE("the observer, reconfigured live through the frontend, scales up under
             },
             timeout, 250ms);
     };
-    bool applied = report_where(
-        [](const json::value& r) {
+    auto max_workers_is = [](int n) {
+        return [n](const json::value& r) {
             return r.is_object() && r.as_object().contains("params") &&
-                   r.at("params").at("short_window_ms").to_number<double>() == 4000;
-        },
-        30s);
+                   r.at("params").at("max_workers").to_number<double>() == n;
+        };
+    };
+    bool applied = report_where(max_workers_is(6), 30s);
     INFO(json::serialize(report) << "\nobserver log:\n" << observer.log());
     REQUIRE(applied);
+    CHECK(report.at("params").at("short_window_ms").to_number<double>() == short_window_ms);
 
-    // A burst of slow jobs for one worker with one slot: the queue grows.
-    std::vector<std::string> ids;
-    for (int i = 0; i < 12; ++i) {
-        auto sub = http("POST", base + "/v1/jobs", alice,
-                        R"({"repo": {"url": ")" + repo + R"(", "ref": "main"}, "entry": ["sh", "-c", "sleep 1"]})");
-        REQUIRE(sub.status == 202);
-        ids.push_back(string_at(sub.json(), "id"));
-    }
+    // A burst of slow jobs for one worker with one slot (no actuator: the worker count stays 1).
+    auto burst = [&](int n) {
+        std::vector<std::string> ids;
+        for (int i = 0; i < n; ++i) {
+            auto sub = http("POST", base + "/v1/jobs", alice,
+                            R"({"repo": {"url": ")" + repo + R"(", "ref": "main"}, "entry": ["sh", "-c", "sleep 1"]})");
+            REQUIRE(sub.status == 202);
+            ids.push_back(string_at(sub.json(), "id"));
+        }
+        return ids;
+    };
+    auto number = [](const json::value& r, const char* a, const char* b) { return r.at(a).at(b).to_number<double>(); };
+    // The promise (docs/observer.md, Stability): enough workers within two short windows + settle
+    // of a load step; the report reaches the frontend within a tick, and it is polled every 250 ms.
+    const auto promised = std::chrono::milliseconds(2 * short_window_ms + settle_ms + 2 * tick_ms + 750);
+    const auto step = std::chrono::steady_clock::now();
+    const auto ids = burst(12);
+    // The reported queue rises: the jobs wait for the one slot.
+    bool queued = report_where([&](const json::value& r) { return number(r, "measured", "queue_length") >= 5; },
+                               promised);
+    INFO(json::serialize(report));
+    CHECK(queued);
     bool added = report_where(
         [](const json::value& r) {
             const auto& d = r.at("decision");
             return string_at(d, "action") == "add" && d.at("target").to_number<double>() > 1;
         },
-        30s);
+        promised);
+    const auto took = std::chrono::steady_clock::now() - step;
     INFO(json::serialize(report));
-    CHECK(added);
+    REQUIRE(added);
+    CHECK(took <= promised);
+    const auto first_target = report.at("target").to_number<double>();
+    // The model wants more than two workers for this burst (the drain alone: 11 jobs in 5 s).
+    bool sized = report_where([](const json::value& r) { return r.at("target").to_number<double>() > 2; }, 5s);
+    INFO(json::serialize(report) << " first add to " << first_target);
+    CHECK(sized);
+    const auto unbounded_target = report.at("target").to_number<double>();
+    // Live workers are reported next to the target: the decision is about the one that exists.
+    CHECK(number(report, "decision", "live") == 1);
+    CHECK(number(report, "measured", "workers") == 1);
 
     // Every job finishes on the one worker; nothing is lost.
     for (const auto& id : ids) {
@@ -164,6 +194,28 @@ TEST_CASE("the observer, reconfigured live through the frontend, scales up under
         [](const json::value& r) { return string_at(r.at("decision"), "action") == "remove"; }, 60s);
     INFO(json::serialize(report));
     CHECK(removed);
+
+    // A live config change changes the decision: with max_workers 2 the same kind of burst gets 2
+    // workers at most, where it got more than 2 before, and the report says it is saturated.
+    put = http("PUT", base + "/v1/observer/config", carol, params(2));
+    REQUIRE(put.status / 100 == 2);
+    REQUIRE(report_where(max_workers_is(2), 30s));
+    const auto step2 = std::chrono::steady_clock::now();
+    burst(8);
+    bool capped = report_where(
+        [](const json::value& r) {
+            return r.at("decision").at("saturated").as_bool() && r.at("target").to_number<double>() == 2;
+        },
+        promised);
+    INFO(json::serialize(report));
+    CHECK(capped);
+    CHECK(std::chrono::steady_clock::now() - step2 <= promised);
+    CHECK(unbounded_target > 2);
+    CHECK(string_at(report.at("decision"), "reason").find("max_workers (2)") != std::string::npos);
+    // ... and it stays capped while the burst lasts.
+    const bool exceeded = report_where([](const json::value& r) { return r.at("target").to_number<double>() > 2; },
+                                       3s);
+    CHECK_FALSE(exceeded);
 
     CHECK(observer.stop(20s) == 0);
     CHECK(worker.stop(20s) == 0);

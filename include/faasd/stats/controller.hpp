@@ -63,7 +63,12 @@ rate_bounds service_rate_bounds(const distribution& service_s, double z) noexcep
 struct scaling_decision {
     unix_ms at = 0;
     scaling_action action = scaling_action::none;
-    int current = 0;             ///< workers given to decide()
+    int current = 0;             ///< the target the actuator was given before (decide()'s current_workers)
+    int live = -1;               ///< workers live (up) per the heartbeats; -1 = not known
+    /// What the scale-up trigger and at_current compare with: the live workers,
+    /// or `current` while a change is pending (see decide()) or live is unknown.
+    int basis = 0;
+    bool pending = false;        ///< live != current within the cooldown of the last change
     int target = 0;              ///< workers wanted from now on (== current when action is none)
     int needed = 0;              ///< the size a scale-up goes to: point rate, service rate's lower bound; in [min, max]
     int needed_optimistic = 0;   ///< for the target at the rate's lower / service rate's upper bound (trigger)
@@ -93,10 +98,19 @@ public:
     static constexpr std::size_t history_cap = 1 << 16;
 
     /// One tick. `now` must not go backwards (an earlier now is treated as the
-    /// last one). `current_workers` is what the actuator has now: workers up or
-    /// starting, not draining ones. Never throws; assumes validate(p) is empty.
+    /// last one). `current_workers` is the target the actuator was given (the
+    /// previous decision's, or the initial one); `live_workers` the workers the
+    /// heartbeats show up (nullopt: not known, then current_workers stands for
+    /// them). Whether capacity is short is judged against the live workers:
+    /// a failing actuator does not make the controller reason about workers
+    /// that do not exist. Only within the cooldown of its last change, while
+    /// live != current, is that change taken as still under way (`pending`):
+    /// the controller judges against current_workers then, so that it does
+    /// not ask for the same change again. Scale-down compares the long-window
+    /// need with current_workers (the target is what is too high). Never
+    /// throws; assumes validate(p) is empty.
     scaling_decision decide(const observation& short_obs, const observation& long_obs, int current_workers,
-                            const observer_params& p, unix_ms now);
+                            const observer_params& p, unix_ms now, std::optional<int> live_workers = std::nullopt);
 
     /// Forgets all state (a restarted observer starts like this).
     void reset() noexcept;
@@ -116,6 +130,7 @@ private:
     unix_ms last_now_ = 0;
     distribution last_service_;       // the newest non-empty service-time sample
     std::optional<unix_ms> last_up_;  // the last scale-up (follow-through)
+    scaling_action last_action_ = scaling_action::none;  // the direction of the last change
 };
 
 boost::json::object to_json(const mmc_prediction& p);

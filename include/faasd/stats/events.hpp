@@ -27,10 +27,15 @@ struct job_submitted {
     std::string id;
     int attempt = 1;
     unix_ms at = 0;  ///< when this attempt was queued (job_message.submitted_at for attempt 1)
+    /// A retry waits for its backoff: no worker takes it before this time
+    /// (job_message.not_before; 0 = at once). It counts as queued from
+    /// max(at, not_before) on: waiting for a backoff is not waiting for a slot.
+    unix_ms not_before = 0;
     friend bool operator==(const job_submitted&, const job_submitted&) = default;
 };
 
-/// A worker took an attempt off the queue and occupied a slot with it.
+/// A worker took an attempt off the queue and occupied a slot with it (a
+/// `running` snapshot on the state topic).
 struct job_started {
     std::string id;
     int attempt = 1;
@@ -92,6 +97,9 @@ std::optional<worker_state> parse_worker_state(std::string_view s) noexcept;
 job_submitted submitted_from_message(const jobs::job_message& m, unix_ms queued_at);
 /// A results-topic message.
 job_finished finished_from_result(const jobs::job_result& r);
+/// A state-topic snapshot: a `running` one with a start time is a start
+/// (attempt, started_at, worker); any other snapshot is none.
+std::optional<job_started> started_from_status(const jobs::job_status& s);
 
 /// The heartbeats-topic value: {"v":1,"worker":…,"slots":n,"busy":k,"at":ms,"state":"up"|"draining"|"down"}.
 boost::json::object to_json(const worker_heartbeat& h);

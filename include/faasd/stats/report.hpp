@@ -23,7 +23,9 @@ struct observer_report {
 };
 
 /// One tick's pure work after the events are in: evict at now, summarize both
-/// windows ending at now - p.settle_ms, decide at now.
+/// windows ending at now - p.settle_ms, decide at now. `current_workers` is
+/// the target the actuator was given; the live workers come from the short
+/// window's heartbeats (controller::decide).
 observer_report observe_tick(tracker& t, controller& c, int current_workers, const observer_params& p, unix_ms now);
 
 /// {"v":1,"at":…,"measured":{…},"windows":{"short":…,"long":…},"model":{…},"decision":{…},"params":{…}}.

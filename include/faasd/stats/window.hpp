@@ -12,6 +12,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -37,8 +38,8 @@ struct distribution {
 
 /// Where observation::queue_length came from.
 enum class queue_source {
-    lag,     ///< a fresh consumer-lag sample minus busy slots
-    events,  ///< submitted minus started (no fresh lag sample)
+    lag,     ///< a fresh consumer-lag sample minus busy slots (the events are not known to be complete)
+    events,  ///< eligible and not started, from the events (capped by a fresh lag sample)
 };
 const char* to_string(queue_source s) noexcept;
 
@@ -65,11 +66,20 @@ struct observation {
     double service_rate = 0;  ///< mu = 1 / mean S per slot; 0 without samples
 
     // State at `at`.
-    std::int64_t queued_from_events = 0;         ///< attempts queued and not started (known to the tracker)
+    std::int64_t queued_from_events = 0;         ///< attempts eligible (past not_before) and not started
     std::optional<std::int64_t> lag;             ///< newest lag sample not older than stale_after
-    std::optional<std::int64_t> queue_from_lag;  ///< max(0, lag - busy)
-    std::int64_t queue_length = 0;               ///< queue_from_lag if present, else queued_from_events
+    /// lag + attempts submitted since that sample: an upper bound of the queue
+    /// (every waiting job is above its partition's committed offset).
+    std::optional<std::int64_t> lag_bound;
+    std::optional<std::int64_t> queue_from_lag;  ///< max(0, lag - busy): inflated by jobs finished out of order
+    /// The events are complete up to at least stale_after before `at` (the role
+    /// said it was caught up with every topic, mark_caught_up()).
+    bool events_fresh = false;
+    /// events_fresh: min(queued_from_events, lag_bound); else queue_from_lag
+    /// when there is a fresh lag sample; else queued_from_events.
+    std::int64_t queue_length = 0;
     queue_source queue_from = queue_source::events;
+    bool workers_known = false;  ///< some heartbeat was ever seen (else workers = 0 means "unknown")
     int workers = 0;           ///< live workers in state up (heartbeat not older than stale_after)
     int draining_workers = 0;  ///< live workers in state draining
     int slots = 0;             ///< slots of the up workers
@@ -143,6 +153,12 @@ public:
     ingest_result add(const worker_heartbeat& e);
     ingest_result add(const lag_sample& e);
 
+    /// The caller has read every event source up to `at` (its consumer had
+    /// nothing more to give at that time). Windows ending no later than
+    /// stale_after after the newest such mark count as fresh: their queue
+    /// comes from the events rather than from the lag. Never moves back.
+    void mark_caught_up(unix_ms at) noexcept;
+
     /// Advances the retention horizon to now - retention and drops what lies
     /// beyond it (the horizon never moves back). Call once per tick.
     void evict(unix_ms now);
@@ -164,11 +180,13 @@ private:
     // One attempt; 0 = not known.
     struct record {
         unix_ms submitted = 0;
+        unix_ms not_before = 0;  // eligible from max(submitted, not_before)
         unix_ms started = 0;
         unix_ms finished = 0;
         std::int64_t run_ms = 0;
         bool finished_seen = false;  // a job_finished arrived (started may be 0: never ran)
         unix_ms latest() const noexcept;
+        unix_ms eligible() const noexcept { return std::max(submitted, not_before); }
     };
     record* find_or_insert(const std::string& id, int attempt, bool& inserted);
     bool is_late(unix_ms t) const noexcept;
@@ -182,6 +200,8 @@ private:
     std::unordered_map<key, record, key_hash> records_;
     std::unordered_map<std::string, worker_heartbeat> workers_;
     std::deque<lag_sample> lags_;  // sorted by time, bounded
+    unix_ms caught_up_at_ = 0;     // mark_caught_up(); 0 = never
+    bool heartbeats_seen_ = false;
     tracker_counters counters_;
 };
 

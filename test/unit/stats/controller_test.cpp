@@ -203,6 +203,82 @@ TEST_CASE("steady load: no change, tick after tick", "[stats][unit]") {
     CHECK(contains(d.reason, "keep 6"));
 }
 
+TEST_CASE("capacity is judged by the live workers, not by a target the actuator did not deliver", "[stats][unit]") {
+    observer_params p;  // 4 slots per worker; 10/s needs 4 workers (3 optimistically), 20/s needs 6 (5)
+    controller c;
+    SECTION("a failing actuator: 1 of 4 workers live") {
+        const auto l = steady(10.0);
+        const auto d = c.decide(l.s, l.l, 4, p, t0, 1);
+        CHECK(d.current == 4);
+        CHECK(d.live == 1);
+        CHECK(d.basis == 1);
+        CHECK_FALSE(d.pending);
+        // Short of capacity, but 4 is already the target: nothing new to ask for.
+        CHECK(d.action == scaling_action::none);
+        CHECK(d.target == 4);
+        CHECK(contains(d.reason, "keep 4: 4 workers are needed and 1 are live"));
+        CHECK(contains(d.reason, "waiting for the actuator"));
+        CHECK(contains(d.reason, "1 of 4 workers live"));
+        // The model describes the workers that exist.
+        CHECK(d.at_current.slots == 4);
+        CHECK_FALSE(d.at_current.stable);
+        // Without heartbeats the target stands for the workers (the old view).
+        controller blind;
+        const auto b = blind.decide(l.s, l.l, 4, p, t0);
+        CHECK(b.basis == 4);
+        CHECK(b.at_current.slots == 16);
+    }
+    SECTION("more needed than the target: the step counts from the target") {
+        const auto l = steady(20.0);
+        p.max_step_up = 1;
+        const auto d = c.decide(l.s, l.l, 4, p, t0, 1);
+        CHECK(d.action == scaling_action::add);
+        CHECK(d.target == 5);  // not 1 + 1
+    }
+    SECTION("more workers live than asked for: no scale-up the live ones already cover") {
+        const auto l = steady(20.0);
+        const auto d = c.decide(l.s, l.l, 4, p, t0, 6);
+        CHECK(d.basis == 6);
+        CHECK(d.action == scaling_action::none);
+        CHECK(d.target == 4);
+        controller blind;
+        CHECK(blind.decide(l.s, l.l, 4, p, t0).action == scaling_action::add);
+    }
+    SECTION("a change under way is not asked for again") {
+        const auto l = steady(20.0);
+        auto d = c.decide(l.s, l.l, 2, p, t0, 2);
+        REQUIRE(d.action == scaling_action::add);
+        REQUIRE(d.target == 6);
+        // Within the up cooldown, the new workers are not up yet: pending, judged at the target.
+        d = c.decide(l.s, l.l, 6, p, t0 + 1'000, 2);
+        CHECK(d.pending);
+        CHECK(d.basis == 6);
+        CHECK(d.action == scaling_action::none);
+        CHECK_FALSE(d.cooling_down);
+        CHECK(contains(d.reason, "2 of 6 workers live (the change 1s ago is under way)"));
+        // Past the cooldown and still not up: judged by the live ones, but 6 are already asked for.
+        d = c.decide(l.s, l.l, 6, p, t0 + 6'000, 2);
+        CHECK_FALSE(d.pending);
+        CHECK(d.basis == 2);
+        CHECK(d.action == scaling_action::none);
+        CHECK(d.target == 6);
+        CHECK(contains(d.reason, "waiting for the actuator"));
+        CHECK(c.last_change() == t0);  // no repeated change
+        d = c.decide(l.s, l.l, 6, p, t0 + 7'000, 6);
+        CHECK(d.basis == 6);
+        CHECK(d.action == scaling_action::none);
+        CHECK_FALSE(contains(d.reason, "live"));
+    }
+    SECTION("scale-down still needs the long window, whatever is live") {
+        const auto low = steady(2.0);
+        for (unix_ms t = 0; t < 60'000; t += 1'000) {
+            const auto d = c.decide(low.s, low.l, 6, p, t0 + t, 2);
+            REQUIRE(d.action == scaling_action::none);
+        }
+        CHECK(c.decide(low.s, low.l, 6, p, t0 + 60'000, 2).action == scaling_action::remove);
+    }
+}
+
 TEST_CASE("a backlog triggers scale-up to drain it in time", "[stats][unit]") {
     observer_params p;
     controller c;
@@ -352,6 +428,9 @@ TEST_CASE("the report carries measurements, prediction and decision as JSON", "[
     CHECK(m.at("queue_length").as_int64() == 2);  // lag 3 - busy 1
     CHECK(m.at("queue_source").as_string() == "lag");
     CHECK(m.at("workers").as_int64() == 1);
+    CHECK(j.at("decision").at("live").as_int64() == 1);
+    CHECK(j.at("decision").at("basis").as_int64() == 1);
+    CHECK(j.at("decision").at("current").as_int64() == 1);
     CHECK(j.at("decision").at("action").as_string() == to_string(r.decision.action));
     CHECK(j.at("decision").at("reason").as_string() == r.decision.reason);
     CHECK(j.at("model").at("at_target").at("slots").as_int64() == r.decision.target * 4);

@@ -322,3 +322,100 @@ TEST_CASE("a job cancelled while queued leaves the queue without a service sampl
     CHECK(o.queued_from_events == 0);
     CHECK(o.lq_time_average == Approx(0.2));  // waited 2 s of 10
 }
+
+// At-least-once jobs finish out of order: a long job holds its partition's
+// committed offset back, and every job finished above it still counts in the
+// workers' lag, as does a retry waiting for its backoff. lag - busy then shows a
+// backlog that is not there; the events (starts included) do not.
+//
+//   offset  job     submitted started  finished   (ms after T)
+//   0       long    1000      1100     -          running: the committed offset stays at 0
+//   1..7    j1..j7  1000+100i 1200+100i 1700+100i done, yet above the committed offset
+//   8, 9    q8, q9  8000      -        -          waiting for a slot
+//   10      r2      3000      -        -          attempt 2 of j1's sibling, not before T + 12 s
+TEST_CASE("a long job holding the committed offset does not inflate the queue", "[stats][unit]") {
+    tracker t(config());
+    t.add(job_submitted{"long", 1, T + 1'000});
+    t.add(job_started{"long", 1, T + 1'100, "w1"});
+    for (int i = 1; i <= 7; ++i) {
+        const std::string id = "j" + std::to_string(i);
+        const unix_ms sub = T + 1'000 + 100 * i, start = T + 1'200 + 100 * i, fin = T + 1'700 + 100 * i;
+        t.add(job_submitted{id, 1, sub});
+        t.add(job_started{id, 1, start, "w1"});
+        t.add(job_finished{id, 1, sub, start, fin - start, fin, faasd::jobs::job_state::succeeded, "w1"});
+    }
+    t.add(job_submitted{"q8", 1, T + 8'000});
+    t.add(job_submitted{"q9", 1, T + 8'000});
+    t.add(job_submitted{"r2", 2, T + 3'000, T + 12'000});
+    t.add(worker_heartbeat{"w1", 2, 1, T + 9'500, worker_state::up});
+    t.add(lag_sample{T + 9'000, 11});  // offsets 0..10 uncommitted
+
+    SECTION("without complete events, the lag is all there is (the old estimate: 10)") {
+        const auto o = t.summarize(now, 10'000);
+        CHECK_FALSE(o.events_fresh);
+        CHECK(o.queue_from == queue_source::lag);
+        CHECK(o.queue_length == 10);
+        CHECK(o.queued_from_events == 2);
+    }
+    SECTION("with the events complete, the queue is what waits for a slot") {
+        t.mark_caught_up(T + 9'800);
+        const auto o = t.summarize(now, 10'000);
+        CHECK(o.events_fresh);
+        CHECK(o.queue_from == queue_source::events);
+        CHECK(o.queue_length == 2);  // q8 q9; r2 waits for its backoff, not for a slot
+        CHECK(o.queued_from_events == 2);
+        CHECK(o.queue_from_lag == 10);  // still reported, as a cross-check
+        CHECK(o.lag_bound == 11);
+        // The long job occupies a slot for the whole window: busy time includes running jobs.
+        // Busy area: long 8900 + j1..j7 7 x 500 = 12400 ms over 10 s and 2 slots.
+        CHECK(o.busy_fraction == Approx(0.62));
+        // Once its backoff is over, the retry waits like any job.
+        t.mark_caught_up(T + 12'500);
+        t.add(lag_sample{T + 12'400, 11});
+        const auto later = t.summarize(T + 12'500, 10'000);
+        CHECK(later.queue_length == 3);
+    }
+    SECTION("the events stop being trusted stale_after after the last catch-up") {
+        t.mark_caught_up(T - 1);  // 10.001 s before now
+        CHECK_FALSE(t.summarize(now, 10'000).events_fresh);
+        t.mark_caught_up(T - 10'000);  // never moves back
+        CHECK_FALSE(t.summarize(now, 10'000).events_fresh);
+        t.mark_caught_up(T);
+        CHECK(t.summarize(now, 10'000).events_fresh);
+    }
+}
+
+TEST_CASE("the lag bounds the queue from the events, counting what came after the sample", "[stats][unit]") {
+    tracker t(config());
+    t.mark_caught_up(now);
+    SECTION("a burst after the lag sample is not cut by it") {
+        t.add(lag_sample{T + 9'000, 0});
+        for (int i = 0; i < 5; ++i) t.add(job_submitted{"b" + std::to_string(i), 1, T + 9'200 + 100 * i});
+        const auto o = t.summarize(now, 10'000);
+        CHECK(o.lag_bound == 5);
+        CHECK(o.queue_length == 5);
+    }
+    SECTION("attempts whose start the observer missed are capped by the lag") {
+        for (int i = 0; i < 5; ++i) t.add(job_submitted{"m" + std::to_string(i), 1, T + 1'000 + 100 * i});
+        t.add(lag_sample{T + 9'000, 2});
+        const auto o = t.summarize(now, 10'000);
+        CHECK(o.queued_from_events == 5);
+        CHECK(o.lag_bound == 2);
+        CHECK(o.queue_length == 2);
+        CHECK(o.queue_from == queue_source::events);
+    }
+}
+
+TEST_CASE("a retry waits for a slot from its not_before on", "[stats][unit]") {
+    tracker t(config());
+    t.add(job_submitted{"r", 2, T + 2'000, T + 4'000});
+    t.add(job_started{"r", 2, T + 4'500, "w1"});
+    t.add(job_finished{"r", 2, T + 2'000, T + 4'500, 1'000, T + 5'500, faasd::jobs::job_state::succeeded, "w1"});
+    const auto o = t.summarize(now, 10'000);
+    CHECK(o.wait.count == 1);
+    CHECK(o.wait.mean == Approx(0.5));
+    CHECK(o.response.mean == Approx(3.5));  // the response counts from the retry's queueing
+    CHECK(o.lq_time_average == Approx(0.05));  // 500 ms of 10 s waiting for a slot
+    const auto during_backoff = t.summarize(T + 3'000, 10'000);
+    CHECK(during_backoff.queued_from_events == 0);
+}
