@@ -560,6 +560,8 @@ TEST_CASE("Kumori manifests", "[deploy][integration]") {
             {"KAFKA_CONTROLLER_QUORUM_VOTERS", "addresses: compose's kafkaN, Kumori's voterN client channels"},
             {"KC_DB_URL", "addresses: compose's postgres:5432, Kumori's load-balancer connector (0.db:80)"},
             {"FAASD_OIDC_ISSUER", "each deployment's public Keycloak URL (= its KC_HOSTNAME + realm, checked above)"},
+            {"FAASD_OIDC_DISCOVERY_URL", "compose: empty, the issuer URL works inside the network; Kumori: the idp "
+                                         "link to the keycloak service (0.idp)"},
             {"KC_HOSTNAME", "each deployment's public Keycloak URL"},
             {"KC_HTTP_PORT", "compose: the public port (the issuer URL works inside the network); Kumori: 8080 "
                              "behind the HTTPS inbound"},
