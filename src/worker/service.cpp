@@ -911,15 +911,22 @@ struct service::impl : std::enable_shared_from_this<impl> {
 
     // ---- the cancel topic ---------------------------------------------------------------
 
-    asio::awaitable<void> cancel_loop() {
-        std::vector<std::string> topics{cfg.topics.cancel};
-        for (auto backoff = 500ms; !cancel_stop; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
-            auto r = co_await cancel_consumer->assign_topics(topics, kafka::offset_beginning);
-            if (r) break;
+    /// Assigns `topic` from its beginning (no group), retrying with a growing
+    /// pause until it works or `stop` is set.
+    asio::awaitable<void> assign_from_beginning(kafka::consumer& c, const std::string& topic, const bool& stop,
+                                                std::string_view failed_event) {
+        const std::vector<std::string> topics{topic};
+        for (auto backoff = 500ms; !stop; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
+            auto r = co_await c.assign_topics(topics, kafka::offset_beginning);
+            if (r) co_return;
             ++st.kafka_errors;
-            log.warn("worker.cancel_assign_failed", {{"error", r.error().message()}});
+            log.warn(failed_event, {{"error", r.error().message()}});
             co_await sleep(backoff);
         }
+    }
+
+    asio::awaitable<void> cancel_loop() {
+        co_await assign_from_beginning(*cancel_consumer, cfg.topics.cancel, cancel_stop, "worker.cancel_assign_failed");
         auto last_expire = steady::now();
         while (!cancel_stop) {
             auto batch = co_await cancel_consumer->poll(512);
@@ -959,15 +966,8 @@ struct service::impl : std::enable_shared_from_this<impl> {
 
     asio::awaitable<void> state_loop() {
         using namespace asio::experimental::awaitable_operators;
-        std::vector<std::string> topics{cfg.topics.state};
         state_round_started = steady::now();
-        for (auto backoff = 500ms; !state_stop; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s)) {
-            auto r = co_await state_consumer->assign_topics(topics, kafka::offset_beginning);
-            if (r) break;
-            ++st.kafka_errors;
-            log.warn("worker.state_assign_failed", {{"error", r.error().message()}});
-            co_await sleep(backoff);
-        }
+        co_await assign_from_beginning(*state_consumer, cfg.topics.state, state_stop, "worker.state_assign_failed");
         while (!state_stop) {
             auto p = state_consumer->poll(1024);
             auto w = state_wake.wait();
