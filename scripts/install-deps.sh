@@ -16,7 +16,7 @@ build_pkgs=(
 run_pkgs=(bubblewrap git python3 curl)
 # golang-go: scripts/install-cue.sh builds the cue CLI (Kumori manifest checks) from the Go
 # module proxy; installed only when no Go is installed already (e.g. /usr/local/go).
-test_pkgs=(kcat curl jq python3 docker-compose wrk maven golang-go)
+test_pkgs=(kcat curl jq python3 docker-compose wrk maven golang-go openssh-server)
 # scripts/image-check.sh only (not part of the test command).
 image_pkgs=(podman buildah debootstrap bubblewrap jq)
 

@@ -20,6 +20,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace faasd::roles {
 namespace asio = boost::asio;
@@ -72,6 +75,9 @@ void add_worker_options(CLI::App& app, worker_config& c) {
     app.add_option("--git-threads", c.git_threads, "Threads for libgit2 (clones, fetches, checkouts)")->capture_default_str();
     app.add_option("--git-attempts", c.git_attempts, "Network attempts per repository preparation (backoff between)")
         ->capture_default_str();
+    app.add_option("--ssh-known-hosts", c.ssh_known_hosts,
+                   "OpenSSH known_hosts file of the SSH servers ssh:// repositories may be fetched from, besides "
+                   "~/.ssh/known_hosts; a key it revokes or contradicts is refused (default: none)");
 
     app.add_option("--jobs-dir", c.jobs_dir, "Per-attempt workspaces (put it on a tmpfs: credentials are written here)")
         ->capture_default_str();
@@ -154,6 +160,19 @@ void worker_config::validate() {
         throw config::config_error("--allowed-schemes: '" + allowed_schemes + "' is not a list of https,ssh,git,http,file");
     check(git_threads >= 1 && git_threads <= 64, "--git-threads: must be between 1 and 64");
     check(git_attempts >= 1 && git_attempts <= 20, "--git-attempts: must be between 1 and 20");
+    if (!ssh_known_hosts.empty()) {
+        std::error_code ec;
+        std::ifstream in(ssh_known_hosts, std::ios::binary);
+        if (!std::filesystem::is_regular_file(ssh_known_hosts, ec) || !in)
+            throw config::config_error("--ssh-known-hosts: cannot read '" + ssh_known_hosts + "'");
+        std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        if (in.bad()) throw config::config_error("--ssh-known-hosts: cannot read '" + ssh_known_hosts + "'");
+        auto kh = git::known_hosts::parse(text);
+        if (kh.size() == 0 && kh.skipped() > 0)
+            throw config::config_error("--ssh-known-hosts: '" + ssh_known_hosts + "' has no usable line (" +
+                                       std::to_string(kh.skipped()) + " skipped: not hosts, key type and key)");
+        known_hosts = std::make_shared<const git::known_hosts>(std::move(kh));
+    }
     if (!sandbox::parse_sandbox_mode(sandbox)) throw config::config_error("--sandbox: '" + sandbox + "' is not bwrap or none");
     check(cgroups == "auto" || cgroups == "off", "--cgroups: must be auto or off");
     duration_of("--timeout-default", timeout_default);
@@ -210,6 +229,7 @@ git::cache_config worker_config::cache_settings() const {
     if (auto p = git::scheme_policy::parse(allowed_schemes)) c.schemes = *p;
     c.threads = static_cast<std::size_t>(std::max(git_threads, 1));
     c.retry.attempts = git_attempts;
+    c.ssh_known_hosts = known_hosts;
     return c;
 }
 

@@ -42,6 +42,8 @@ struct worker_config {
     std::string allowed_schemes = "https,ssh";       ///< --allowed-schemes (add http, git, file explicitly)
     int git_threads = 2;                             ///< --git-threads: libgit2 pool size
     int git_attempts = 3;                            ///< --git-attempts: network attempts per preparation
+    std::string ssh_known_hosts;                     ///< --ssh-known-hosts: OpenSSH known_hosts file ("": ~/.ssh only)
+    std::shared_ptr<const git::known_hosts> known_hosts;  ///< read from ssh_known_hosts by validate()
 
     // Sandbox and limits.
     std::string jobs_dir = "/tmp/faasd/jobs";        ///< --jobs-dir: per-attempt workspaces (tmpfs recommended)

@@ -91,9 +91,17 @@ struct resolved_commit {
 
 // ---- libgit2 callbacks -----------------------------------------------------
 
+/// What an ssh:// remote's host key is checked against.
+struct host_trust {
+    std::shared_ptr<const known_hosts> hosts;  ///< --ssh-known-hosts, may be null
+    int port = 22;                             ///< the URL's port (known_hosts names [host]:port otherwise)
+};
+
 struct fetch_context {
     const std::atomic<bool>* cancel = nullptr;
     const repo_credentials* creds = nullptr;
+    const host_trust* trust = nullptr;
+    std::string host_key_problem;  ///< why on_certificate refused (libgit2 replaces the message)
     const std::function<void(const transfer_progress&)>* progress = nullptr;
     fs::path secret_dir;
     int credential_calls = 0;
@@ -173,6 +181,52 @@ int on_credentials(git_credential** out, const char*, const char* username_from_
     return GIT_EAUTH;
 }
 
+// SSH host keys: libgit2 has checked ~/.ssh/known_hosts (`valid`); the
+// configured file can add keys, and revoke or contradict them. TLS
+// certificates are left to libgit2 and OpenSSL.
+int on_certificate(git_cert* cert, int valid, const char* host, void* payload) {
+    if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) return GIT_PASSTHROUGH;
+    auto* ctx = static_cast<fetch_context*>(payload);
+    const auto* hk = reinterpret_cast<const git_cert_hostkey*>(cert);
+    std::string_view blob;
+    if ((hk->type & GIT_CERT_SSH_RAW) && hk->hostkey != nullptr) blob = std::string_view(hk->hostkey, hk->hostkey_len);
+    const int port = ctx->trust ? ctx->trust->port : 22;
+    const std::string name = known_hosts_name(host ? host : "", port);
+    const std::string key = blob.empty() ? "an unreadable key" : ssh_key_type(blob) + " " + ssh_fingerprint(blob);
+    if (ctx->trust && ctx->trust->hosts && !blob.empty()) {
+        switch (ctx->trust->hosts->check(host ? host : "", port, blob)) {
+            case known_hosts::verdict::match: return 0;
+            case known_hosts::verdict::revoked:
+                ctx->host_key_problem = "the SSH host key of " + name + " (" + key + ") is revoked in --ssh-known-hosts";
+                return GIT_ECERTIFICATE;
+            case known_hosts::verdict::mismatch:
+                ctx->host_key_problem = "the SSH host key of " + name + " (" + key +
+                                        ") is not the one --ssh-known-hosts has for it: the key changed, or "
+                                        "someone is in between";
+                return GIT_ECERTIFICATE;
+            case known_hosts::verdict::unknown: break;
+        }
+    }
+    if (valid) return 0;
+    ctx->host_key_problem = "the SSH host key of " + name + " (" + key +
+                            ") is not known: add it to the worker's --ssh-known-hosts file (ssh-keyscan" +
+                            (port != 22 ? " -p " + std::to_string(port) : std::string()) + " " +
+                            std::string(host ? host : "") + ")";
+    return GIT_ECERTIFICATE;
+}
+
+// The failure of a call that may have been refused by on_certificate: its
+// reason, not libgit2's generic "invalid or unknown remote ssh hostkey".
+libgit2_failure connect_failure(int rc, const fetch_context& ctx) {
+    auto f = last_failure(rc);
+    if (!ctx.host_key_problem.empty()) {
+        f.code = GIT_ECERTIFICATE;
+        f.klass = GIT_ERROR_SSH;
+        f.message = ctx.host_key_problem;
+    }
+    return f;
+}
+
 // ---- blocking steps (pool threads only) --------------------------------------
 
 // Fetches heads and tags into repo, prunes deleted refs, sets HEAD to the
@@ -185,6 +239,7 @@ std::optional<libgit2_failure> fetch_into(git_repository* repo, const fs::path& 
 
     git_remote_callbacks cbs = GIT_REMOTE_CALLBACKS_INIT;
     cbs.credentials = on_credentials;
+    cbs.certificate_check = on_certificate;
     cbs.transfer_progress = on_transfer;
     cbs.sideband_progress = on_sideband;
     cbs.payload = &ctx;
@@ -192,7 +247,7 @@ std::optional<libgit2_failure> fetch_into(git_repository* repo, const fs::path& 
     proxy.type = GIT_PROXY_AUTO;
 
     if (int rc = git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cbs, &proxy, nullptr); rc < 0)
-        return last_failure(rc);
+        return connect_failure(rc, ctx);
     std::string head_ref;
     {
         git_buf head = GIT_BUF_INIT;
@@ -209,7 +264,7 @@ std::optional<libgit2_failure> fetch_into(git_repository* repo, const fs::path& 
     fo.update_fetchhead = 0;
     int rc = git_remote_download(remote.get(), &refspecs, &fo);
     std::optional<libgit2_failure> failure;
-    if (rc < 0) failure = last_failure(rc);
+    if (rc < 0) failure = connect_failure(rc, ctx);
     git_remote_disconnect(remote.get());
     if (failure) return failure;
     if (rc = git_remote_update_tips(remote.get(), &cbs, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "faasd: fetch"); rc < 0)
@@ -324,13 +379,14 @@ struct network_outcome {
 };
 
 network_outcome clone_or_fetch(const fs::path& mirror, const fs::path& tmp_root, bool exists, const std::string& url,
-                               const repo_credentials& creds,
+                               const repo_credentials& creds, const host_trust& trust,
                                const std::function<void(const transfer_progress&)>& progress,
                                const std::atomic<bool>& cancel) {
     network_outcome out;
     fetch_context ctx;
     ctx.cancel = &cancel;
     ctx.creds = &creds;
+    ctx.trust = &trust;
     ctx.progress = &progress;
     ctx.secret_dir = tmp_root;
     std::error_code ec;
@@ -663,8 +719,10 @@ struct repo_cache::impl : std::enable_shared_from_this<impl> {
 
         const bool exists = pr.exists;
         pool_fn<network_outcome> net_fn = [mirror, tmp_root = tmp, exists, fetch_url = url.fetch_url,
-                                           creds = req.credentials, progress = req.on_progress](const std::atomic<bool>& cancel) {
-            return clone_or_fetch(mirror, tmp_root, exists, fetch_url, creds, progress, cancel);
+                                           creds = req.credentials,
+                                           trust = host_trust{cfg.ssh_known_hosts, url.port ? url.port : 22},
+                                           progress = req.on_progress](const std::atomic<bool>& cancel) {
+            return clone_or_fetch(mirror, tmp_root, exists, fetch_url, creds, trust, progress, cancel);
         };
         for (int attempt = 1;; ++attempt) {
             pc.attempts = attempt;

@@ -38,6 +38,7 @@ const char* to_string(git_errc e) noexcept {
         case git_errc::network_error: return "network_error";
         case git_errc::cancelled: return "cancelled";
         case git_errc::invalid_url: return "invalid_url";
+        case git_errc::host_key_rejected: return "host_key_rejected";
     }
     return "clone_failed";
 }
@@ -62,6 +63,8 @@ git_errc classify(const libgit2_failure& f, git_stage stage, bool cancelled) noe
             break;
     }
 
+    // The SSH host key check (on_certificate) refused the server before anything was sent.
+    if (f.code == GIT_ECERTIFICATE && f.klass == GIT_ERROR_SSH) return git_errc::host_key_rejected;
     // Order matters: a missing repository is often reported through an
     // authentication or transport message, so look for it first.
     if (contains_any(msg, {"repository not found", "could not find repository", "not a git repository",

@@ -30,6 +30,7 @@ failure prepare_failure(git::git_errc code, std::string message) {
         case git::git_errc::auth_failed:
         case git::git_errc::scheme_not_allowed:
         case git::git_errc::invalid_url:
+        case git::git_errc::host_key_rejected:
             f.kind = failure_kind::permanent;
             break;
     }

@@ -15,6 +15,7 @@
 
 #include <faasd/core/log.hpp>
 #include <faasd/git/error.hpp>
+#include <faasd/git/known_hosts.hpp>
 #include <faasd/git/url.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -57,6 +58,9 @@ struct cache_config {
     retry_policy retry;                                         ///< for network_error
     std::size_t threads = 2;                                    ///< libgit2 thread pool size
     std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};  ///< waiting for another job's fetch
+    /// SSH host keys trusted besides libgit2's own check of ~/.ssh/known_hosts (null: only that).
+    /// A key this file revokes or contradicts is refused even if ~/.ssh/known_hosts has it.
+    std::shared_ptr<const known_hosts> ssh_known_hosts;
 };
 
 /// Validates a cache_config: returns a problem description, or "" when valid.

@@ -23,6 +23,7 @@ enum class git_errc {
     network_error,       ///< transient: connection refused/reset, DNS, TLS handshake; retried with backoff
     cancelled,           ///< the job was cancelled while preparing
     invalid_url,         ///< the URL does not parse or carries a password
+    host_key_rejected,   ///< an ssh:// server's host key is unknown, revoked or changed (--ssh-known-hosts)
 };
 
 /// "repo_not_found", "ref_not_found", ... (the job_error code).

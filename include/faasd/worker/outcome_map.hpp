@@ -24,7 +24,7 @@ run_verdict classify_run(const sandbox::run_status& status);
 
 /// Repository preparation: network_error and clone_failed are infrastructure
 /// failures (retried); repo_not_found, ref_not_found, auth_failed,
-/// scheme_not_allowed and invalid_url are permanent. The code is git's
+/// scheme_not_allowed, invalid_url and host_key_rejected are permanent. The code is git's
 /// (git::to_string). `cancelled` is not a failure: do not call this for it.
 failure prepare_failure(git::git_errc code, std::string message);
 

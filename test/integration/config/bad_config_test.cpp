@@ -156,6 +156,16 @@ TEST_CASE("bad configuration: exit 2, one line naming the problem, no network ac
                 cases.push_back({std::string("weakened producer: ") + weak, args, "--kafka-property: " + std::string(weak)});
             }
         }
+        if (rc.role == "worker") {
+            // The SSH host keys the worker trusts: a file it cannot read, or one with nothing usable.
+            auto args = valid;
+            args.push_back("--ssh-known-hosts=" + missing_file);
+            cases.push_back({"unreadable --ssh-known-hosts", args, "--ssh-known-hosts"});
+            const auto garbage = tmp.path() / "known_hosts";
+            std::ofstream(garbage) << "this is not a known_hosts line\n";
+            args.back() = "--ssh-known-hosts=" + garbage.string();
+            cases.push_back({"--ssh-known-hosts with no usable line", args, "no usable line"});
+        }
         if (rc.role == "dev") {
             for (std::size_t i = 1; i < cases.size(); ++i)
                 if (cases[i].what != "missing required key") cases[i].args.push_back("--state-dir=" + dir.string());

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -233,6 +234,58 @@ private:
     fs::path base_;
     fs::path request_log_;
     int port_ = 0;
+    std::unique_ptr<background_process> proc_;
+};
+
+/// OpenSSH's sshd on loopback serving repositories over ssh:// to one client key, as the
+/// current user, with its own host key (generated, like the client key, into `dir`).
+class ssh_server {
+public:
+    explicit ssh_server(const fs::path& dir) : dir_(dir), port_(free_port()) {
+        fs::create_directories(dir_);
+        sh({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "faasd-test-host", "-f", (dir_ / "host_key").string()});
+        sh({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "faasd-test-client", "-f", (dir_ / "client_key").string()});
+        fs::copy_file(dir_ / "client_key.pub", dir_ / "authorized_keys", fs::copy_options::overwrite_existing);
+        write_file(dir_ / "sshd_config",
+                   "Port " + std::to_string(port_) + "\nListenAddress 127.0.0.1\nHostKey " + (dir_ / "host_key").string() +
+                       "\nAuthorizedKeysFile " + (dir_ / "authorized_keys").string() +
+                       "\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                       "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n"
+                       "LogLevel VERBOSE\n");
+        fs::create_directories("/run/sshd");  // sshd's privilege separation directory
+        proc_ = std::make_unique<background_process>(
+            std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", (dir_ / "sshd_config").string()},
+            dir_ / "sshd.log");
+        if (!wait_for([&] { return can_connect(port_); }, std::chrono::seconds(10)))
+            throw std::runtime_error("sshd did not start: " + proc_->log());
+    }
+    /// ssh://<user>@127.0.0.1:<port><absolute path>
+    std::string url(const fs::path& repo) const {
+        return "ssh://" + user() + "@127.0.0.1:" + std::to_string(port_) + repo.string();
+    }
+    int port() const { return port_; }
+    std::string client_key() const { return slurp(dir_ / "client_key"); }
+    /// The host's public key line ("ssh-ed25519 AAAA... comment").
+    std::string host_public_key() const { return trimmed(slurp(dir_ / "host_key.pub")); }
+    /// `ssh-keygen -l` of the host key: "SHA256:...".
+    std::string host_fingerprint() const {
+        auto line = sh({"ssh-keygen", "-l", "-E", "sha256", "-f", (dir_ / "host_key.pub").string()});
+        auto a = line.find("SHA256:");
+        return a == std::string::npos ? line : line.substr(a, line.find(' ', a) - a);
+    }
+    std::string log() const { return proc_->log(); }
+    static std::string user() {
+        const passwd* pw = ::getpwuid(::geteuid());
+        return pw && pw->pw_name ? pw->pw_name : "root";
+    }
+
+private:
+    static std::string slurp(const fs::path& p) {
+        std::ifstream f(p, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(f)), {});
+    }
+    fs::path dir_;
+    int port_;
     std::unique_ptr<background_process> proc_;
 };
 

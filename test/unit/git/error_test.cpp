@@ -16,6 +16,8 @@ TEST_CASE("git error codes have stable names, only network errors are retryable"
     CHECK(std::string(to_string(git_errc::network_error)) == "network_error");
     CHECK(std::string(to_string(git_errc::cancelled)) == "cancelled");
     CHECK(std::string(to_string(git_errc::invalid_url)) == "invalid_url");
+    CHECK(std::string(to_string(git_errc::host_key_rejected)) == "host_key_rejected");
+    CHECK_FALSE(is_retryable(git_errc::host_key_rejected));
     CHECK(is_retryable(git_errc::network_error));
     CHECK_FALSE(is_retryable(git_errc::repo_not_found));
     CHECK_FALSE(is_retryable(git_errc::auth_failed));
@@ -49,6 +51,11 @@ TEST_CASE("libgit2 failures map to stable codes", "[git][unit]") {
         {GIT_ERROR, GIT_ERROR_HTTP, "unexpected http status code: 503", git_stage::fetch, git_errc::network_error},
         {GIT_ERROR, GIT_ERROR_SSL, "SSL error: unexpected eof", git_stage::fetch, git_errc::network_error},
         {GIT_ECERTIFICATE, GIT_ERROR_SSL, "the SSL certificate is invalid", git_stage::fetch, git_errc::clone_failed},
+        // on_certificate refused an SSH host key (its own message; no word of it may read as auth or network).
+        {GIT_ECERTIFICATE, GIT_ERROR_SSH, "the SSH host key of [h]:2222 (ssh-ed25519 SHA256:x) is not known: add it to the "
+                                          "worker's --ssh-known-hosts file (ssh-keyscan -p 2222 h)", git_stage::fetch,
+         git_errc::host_key_rejected},
+        {GIT_ECERTIFICATE, GIT_ERROR_SSH, "invalid or unknown remote ssh hostkey", git_stage::fetch, git_errc::host_key_rejected},
         {GIT_ERROR, GIT_ERROR_ODB, "object not found - no match for id", git_stage::fetch, git_errc::clone_failed},
         {GIT_ENOTFOUND, GIT_ERROR_REFERENCE, "reference 'refs/heads/x' not found", git_stage::resolve, git_errc::ref_not_found},
         {GIT_EINVALIDSPEC, GIT_ERROR_REFERENCE, "invalid spec", git_stage::resolve, git_errc::ref_not_found},

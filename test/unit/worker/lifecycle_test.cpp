@@ -577,7 +577,7 @@ TEST_CASE("after the last attempt the job is dead-lettered and ends failed", "[w
 
 TEST_CASE("permanent failures are not retried and not dead-lettered", "[worker][unit]") {
     for (auto code : {git::git_errc::repo_not_found, git::git_errc::ref_not_found, git::git_errc::auth_failed,
-                      git::git_errc::scheme_not_allowed, git::git_errc::invalid_url}) {
+                      git::git_errc::scheme_not_allowed, git::git_errc::invalid_url, git::git_errc::host_key_rejected}) {
         DYNAMIC_SECTION(git::to_string(code)) {
             lifecycle fsm(make_job(), delivery_mode::at_least_once, config());
             to_running(fsm, t0);
