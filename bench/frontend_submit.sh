@@ -17,7 +17,7 @@
 #   FAASD_BENCH_KAFKA=<its address> bench/frontend_submit.sh
 #
 # Extra frontend flags can be passed in FAASD_BENCH_FRONTEND_ARGS (e.g.
-# "--kafka-property linger.ms=2").
+# "--kafka-property linger.ms=5", the library default, to compare).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 faasd=${FAASD_BIN:-$root/build/release/roles/faasd}

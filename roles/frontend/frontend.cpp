@@ -42,6 +42,9 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace faasd::roles {
 namespace asio = boost::asio;
@@ -372,6 +375,10 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     client_opts(po, "faasd-frontend");
     po.properties.try_emplace("acks", "all");
     po.properties.try_emplace("enable.idempotence", "true");
+    // A client waits for these writes: 2 ms instead of the library's 5 takes
+    // 3 ms off a lone submit and measured about 5 % more submits/s at 64
+    // connections (docs/frontend.md, Measurements).
+    po.properties.try_emplace("linger.ms", "2");
     po.on_readiness = [health](bool ready, std::string_view detail) { health->set("kafka", ready, std::string(detail)); };
     kafka::producer producer(ex, po);
 
@@ -564,6 +571,20 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     // Retention (docs/frontend.md): once caught up, sweep every tenth of the
     // retention, but not more often than every second nor less than every 10
     // minutes (a sweep reads the whole view: about 25 µs a job in a Debug build).
+    // The catch-up went through up to queued.max.messages.kbytes (64 MiB) of
+    // fetched records, freed by the time it ends but kept by the allocator:
+    // hand them back then, and once more when librdkafka has let go of its
+    // last fetch buffers (docs/frontend.md, Measurements).
+    auto trim_loop = [&]() -> awaitable<void> {
+        while (!caught_up)
+            if (!co_await pause_unless_shutdown(*env.shutdown, std::chrono::milliseconds(100))) co_return;
+        for (int round = 0; round < 2; ++round) {
+#ifdef __GLIBC__
+            ::malloc_trim(0);
+#endif
+            if (!co_await pause_unless_shutdown(*env.shutdown, std::chrono::seconds(5))) co_return;
+        }
+    };
     auto sweep_loop = [&]() -> awaitable<void> {
         auto every = std::clamp<std::chrono::milliseconds>(settings.finished_retention / 10, std::chrono::seconds(1),
                                                            std::chrono::minutes(10));
@@ -582,7 +603,7 @@ awaitable<void> run_frontend(frontend_config cfg, runtime::role_env& env, kafka_
     };
     std::exception_ptr failure;
     try {
-        co_await (server.run() && stopper() && keys_loop() && follow_loop() && sweep_loop());
+        co_await (server.run() && stopper() && keys_loop() && follow_loop() && sweep_loop() && trim_loop());
     } catch (...) {
         failure = std::current_exception();
     }
