@@ -7,13 +7,17 @@
 #include <faasd/git/url.hpp>
 #include <faasd/jobs/topics.hpp>
 #include <faasd/kafka/admin.hpp>
+#include <faasd/kafka/error.hpp>
 #include <faasd/kafka/topics.hpp>
 #include <faasd/http/health.hpp>
 #include <faasd/metrics/registry.hpp>
 #include <faasd/worker/http_transfer.hpp>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <sys/prctl.h>
@@ -346,12 +350,39 @@ asio::awaitable<void> run_worker(worker_config cfg, kafka_config kafka, runtime:
 
     auto registry = std::make_shared<metrics::registry>();
     deps.metrics = registry;
-    worker::service svc(ex, settings, deps, log, env.health_state);
+    // A Kafka client that became unusable (a fatal error: typically the
+    // transactional producer fenced after its coordinator was gone for longer
+    // than the transaction timeout) ends the service, which has then stopped
+    // and handed its jobs back. Start a new one with new clients, as a restart
+    // of the process would: exactly-once work of the aborted transactions is
+    // redone, nothing is lost. Anything else ends the role.
+    auto serve_jobs = [&]() -> asio::awaitable<void> {
+        kafka::backoff_policy pause{std::chrono::seconds(1), std::chrono::seconds(30)};
+        for (int restarts = 0;;) {
+            const auto started = std::chrono::steady_clock::now();
+            try {
+                worker::service svc(ex, settings, deps, log, env.health_state);
+                co_await svc.run(env.shutdown, env.shutdown_grace);
+                co_return;
+            } catch (const kafka::exception& e) {
+                if (e.err().cls != kafka::error_class::fatal || env.shutdown->requested()) throw;
+                // The pause grows only while restarts come in quick succession.
+                if (std::chrono::steady_clock::now() - started > std::chrono::minutes(5)) restarts = 0;
+                ++restarts;
+                log.error("worker.restarting", {{"error", e.what()}, {"restarts", restarts},
+                                                {"in_ms", static_cast<std::int64_t>(pause.delay(restarts).count())}});
+            }
+            asio::steady_timer t(ex, pause.delay(restarts));
+            using namespace asio::experimental::awaitable_operators;
+            co_await (t.async_wait(asio::as_tuple(asio::use_awaitable)) || env.shutdown->wait());
+            if (env.shutdown->requested()) co_return;  // the service has stopped already
+        }
+    };
     if (cfg.health_listen.empty()) {
-        co_await svc.run(env.shutdown, env.shutdown_grace);
+        co_await serve_jobs();
     } else {
         using namespace asio::experimental::awaitable_operators;
-        co_await (svc.run(env.shutdown, env.shutdown_grace) && http::serve_health(env, cfg.health_listen, registry));
+        co_await (serve_jobs() && http::serve_health(env, cfg.health_listen, registry));
     }
 }
 

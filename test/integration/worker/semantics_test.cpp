@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -50,7 +51,8 @@ run_counts read_runlog(const fs::path& p) {
 
 /// `faasd worker` as a child process (its own process group, log to a file).
 std::unique_ptr<gitfx::background_process> start_worker(const setup& s, const std::string& brokers, const std::string& name,
-                                                        const std::string& prefix) {
+                                                        const std::string& prefix,
+                                                        const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv{faasd::test::faasd_binary(),
                                   "worker",
                                   "--kafka-brokers=" + brokers,
@@ -70,6 +72,7 @@ std::unique_ptr<gitfx::background_process> start_worker(const setup& s, const st
                                   "--kafka-property=heartbeat.interval.ms=500",
                                   "--log-level=info",
                                   "--shutdown-grace=5s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     return std::make_unique<gitfx::background_process>(argv, s.tmp.path() / (name + ".log"));
 }
 
@@ -175,6 +178,102 @@ fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
 
 std::string tail(const std::string& s, std::size_t n = 3000) { return s.size() > n ? s.substr(s.size() - n) : s; }
 
+/// The broker that coordinates a worker's transactions, from librdkafka's EOS
+/// debug lines in its log ("Transaction coordinator changed from ... -> host:port/ID"): 0 if none.
+int transaction_coordinator(const std::string& log) {
+    int id = 0;
+    const std::string marker = "Transaction coordinator changed from";
+    for (auto at = log.find(marker); at != std::string::npos; at = log.find(marker, at + 1)) {
+        auto arrow = log.find("-> ", at);
+        auto eol = log.find('\n', at);
+        if (arrow == std::string::npos || arrow > eol) continue;
+        auto colon = log.find(':', arrow);
+        auto slash = log.find('/', arrow);
+        if (slash == std::string::npos || slash > eol || colon > slash) continue;
+        int n = std::atoi(log.c_str() + slash + 1);
+        if (n >= 1 && n <= 3) id = n;
+    }
+    return id;
+}
+
+/// Exactly-once jobs on one worker; once `kill_after` runs have started, the broker that
+/// coordinates the worker's transactions is SIGKILLed (the cluster keeps 2 of 3, which
+/// min.insync.replicas 2 allows), and started again 10 s later.
+struct broker_fault_run : fault_run {
+    int coordinator = 0;
+    bool restarted = false;
+};
+
+broker_fault_run kill_coordinator(int n, int kill_after) {
+    setup s;
+    const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA3");
+    const std::string ctl = faasd::test::require_env("FAASD_TEST_KAFKA3_CTL");
+    const auto url = shell_repo(s.tmp.path(), "runlog", runlog_script);
+    const auto runlog = s.shared() / "runs.log";
+    std::ofstream(runlog).close();
+    ::chmod(runlog.c_str(), 0666);
+    broker_fault_run out;
+
+    faasd::test::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            kafka_side k(ex, brokers, s.prefix, s.logs.logger(log_level::warn), 4, 3);
+            co_await k.start();
+            for (int i = 0; i < n; ++i) {
+                auto j = make_job(url, "main", nullptr, {}, delivery_mode::exactly_once);
+                j.spec.env["FN_RUNLOG"] = runlog.string();
+                j.spec.env["FN_SLEEP"] = "1";
+                out.jobs.push_back(j);
+                co_await k.submit(j);
+            }
+            auto a = start_worker(s, brokers, "a-" + faasd::random_hex(3), s.prefix,
+                                  {"--kafka-property=debug=eos", "--log-level=debug"});
+            bool midway = co_await k.wait_for(
+                [&] { return static_cast<int>(read_runlog(runlog).starts.size()) >= kill_after; }, 90s);
+            out.coordinator = transaction_coordinator(a->log());
+            INFO(tail(a->log(), 4000));
+            REQUIRE(midway);
+            REQUIRE(out.coordinator != 0);
+            {
+                auto c = read_runlog(runlog);
+                out.started_before_kill = static_cast<int>(c.starts.size());
+                out.finished_before_kill = static_cast<int>(c.dones.size());
+            }
+            auto killed = faasd::test::run_process({ctl, "kafka3-kill", std::to_string(out.coordinator)});
+            INFO(killed.out << killed.err);
+            REQUIRE(killed.exit_code == 0);
+            co_await k.wait_for([] { return false; }, 10s);
+            auto started = faasd::test::run_process({ctl, "kafka3-start", std::to_string(out.coordinator)}, {}, {},
+                                                    std::chrono::seconds(120));
+            out.restarted = started.exit_code == 0;
+            std::size_t last_total = 0;
+            auto last_change = std::chrono::steady_clock::now();
+            co_await k.wait_for(
+                [&] {
+                    std::size_t results = 0, settled = 0;
+                    for (const auto& j : out.jobs) {
+                        results += k.seen.result_count(j.id);
+                        settled += succeeded(k.seen, j.id) ? 1 : 0;
+                    }
+                    if (results != last_total) {
+                        last_total = results;
+                        last_change = std::chrono::steady_clock::now();
+                    }
+                    return settled == out.jobs.size() || std::chrono::steady_clock::now() - last_change > 30s;
+                },
+                120s);
+            co_await k.wait_for([] { return false; }, 3s);
+            out.log_a = a->log();
+            a->stop();
+            out.seen = k.seen;
+            out.runs = read_runlog(runlog);
+            co_await k.close();
+        },
+        std::chrono::seconds(290));
+    return out;
+}
+
+
 /// What the test saw of one job, and every log line of both workers that names it
 /// (for the message of a failed check).
 std::string story(const fault_run& r, const std::string& id) {
@@ -266,4 +365,35 @@ TEST_CASE("at-most-once: a worker killed mid-run never runs a job twice", "[work
     CHECK(duplicated == 0);
     // What was lost is at most what was running (or committed and waiting) when A died.
     CHECK(lost <= r.started_before_kill - r.finished_before_kill + 4);
+}
+
+TEST_CASE("exactly-once: the broker coordinating the worker's transactions is SIGKILLed mid-run; no job is lost, "
+          "no result duplicated",
+          "[worker][integration][kafka3]") {
+    auto r = kill_coordinator(24, 6);
+    INFO("worker:\n" << tail(r.log_a, 6000));
+    CHECK(r.restarted);  // later tests need three brokers
+    int lost = 0, duplicated = 0, terminal_twice = 0;
+    for (const auto& j : r.jobs) {
+        bool ok = succeeded(r.seen, j.id);
+        if (!ok) {
+            ++lost;
+            WARN(story(r, j.id));
+        }
+        if (duplicate_results(r.seen, j.id) > 0) {
+            ++duplicated;
+            WARN(story(r, j.id));
+        }
+        int terminals = 0;
+        for (const auto& st : r.seen.states[j.id]) terminals += jobs::is_terminal(st.state) ? 1 : 0;
+        if (terminals > 1) ++terminal_twice;
+    }
+    WARN("exactly-once, coordinator (broker " << r.coordinator << ") killed: " << r.jobs.size()
+                                              << " jobs, started before kill " << r.started_before_kill
+                                              << ", finished before kill " << r.finished_before_kill << ", lost " << lost
+                                              << ", duplicate results " << duplicated);
+    CHECK(r.started_before_kill > r.finished_before_kill);  // transactions were open when it died
+    CHECK(lost == 0);
+    CHECK(duplicated == 0);
+    CHECK(terminal_twice == 0);
 }
