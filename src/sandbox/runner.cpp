@@ -9,6 +9,7 @@
 #include <faasd/sandbox/output.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -165,12 +166,17 @@ std::pair<int, std::string> run_probe(const detail::spawn_spec& spec) {
 }
 
 // Runs blocking f() on the pool and resumes the awaiting coroutine on its own
-// executor (STYLE.md section 4); f's exception is rethrown there.
+// executor (STYLE.md section 4); f's exception is rethrown there. f always
+// runs to the end, whatever the caller's cancellation state: the caller's
+// cancellation is not passed on (it would end the pool coroutine before f ran,
+// or after a spawn f did, with an exception), and the caller checks its own
+// state afterwards.
 template <class F>
 asio::awaitable<std::invoke_result_t<F&>> on_pool(asio::thread_pool& pool, F f) {
     using R = std::invoke_result_t<F&>;
     auto op = asio::co_spawn(
-        pool.get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
+        pool.get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); },
+        asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
     co_return co_await std::move(op);
 }
 

@@ -367,7 +367,7 @@ TEST_CASE("at-most-once: a worker killed mid-run never runs a job twice", "[work
     CHECK(lost <= r.started_before_kill - r.finished_before_kill + 4);
 }
 
-TEST_CASE("exactly-once: the broker coordinating the worker's transactions is SIGKILLed mid-run; no job is lost, "
+TEST_CASE("exactly-once: the broker coordinating the worker's transactions is SIGKILLed mid-run, no job is lost, "
           "no result duplicated",
           "[worker][integration][kafka3]") {
     auto r = kill_coordinator(24, 6);
