@@ -432,8 +432,16 @@ struct service::impl : std::enable_shared_from_this<impl> {
             }
         } guard{c};
         auto token = asio::bind_cancellation_slot(c.cancel.slot(), asio::use_awaitable);
-        T value = co_await asio::co_spawn(ex_, std::move(op), token);
-        co_return std::optional<T>(std::move(value));
+        std::optional<T> value;
+        try {
+            value.emplace(co_await asio::co_spawn(ex_, std::move(op), token));
+        } catch (const boost::system::system_error& e) {
+            // A cancel that lands after the spawn but before the operation's first
+            // step ends it with an exception (Boost 1.81's co_spawn entry point):
+            // an interruption like any other, not a failure of the worker.
+            if (e.code() != asio::error::operation_aborted || !(c.cancel_requested || c.abort_requested)) throw;
+        }
+        co_return value;
     }
 
     // ---- slots ------------------------------------------------------------------
