@@ -106,6 +106,50 @@ struct fault_run {
     std::string log_a, log_b;
 };
 
+/// Submits `n` jobs of the run-log function (1 s each) in `mode`.
+asio::awaitable<void> submit_runlog_jobs(kafka_side& k, const std::string& url, const fs::path& runlog,
+                                         delivery_mode mode, int n, std::vector<jobs::job_message>& out) {
+    for (int i = 0; i < n; ++i) {
+        auto j = make_job(url, "main", nullptr, {}, mode);
+        j.spec.env["FN_RUNLOG"] = runlog.string();
+        j.spec.env["FN_SLEEP"] = "1";
+        out.push_back(j);
+        co_await k.submit(j);
+    }
+}
+
+/// What had started and finished when the fault was injected.
+void note_fault(fault_run& out, const fs::path& runlog) {
+    auto c = read_runlog(runlog);
+    out.started_before_kill = static_cast<int>(c.starts.size());
+    out.finished_before_kill = static_cast<int>(c.dones.size());
+}
+
+/// Until every job has succeeded, or (at-most-once may lose jobs) no result came for `stall`;
+/// then 3 s more, in which late duplicates (at-least-once) would show up. A failed attempt's
+/// result does not end the wait: an infrastructure failure (say, a repository lock a killed
+/// worker left behind) is retried as attempt + 1.
+asio::awaitable<void> wait_settled(kafka_side& k, const std::vector<jobs::job_message>& jobs,
+                                   std::chrono::seconds stall) {
+    std::size_t last_total = 0;
+    auto last_change = std::chrono::steady_clock::now();
+    co_await k.wait_for(
+        [&] {
+            std::size_t results = 0, settled = 0;
+            for (const auto& j : jobs) {
+                results += k.seen.result_count(j.id);
+                settled += succeeded(k.seen, j.id) ? 1 : 0;
+            }
+            if (results != last_total) {
+                last_total = results;
+                last_change = std::chrono::steady_clock::now();
+            }
+            return settled == jobs.size() || std::chrono::steady_clock::now() - last_change > stall;
+        },
+        120s);
+    co_await k.wait_for([] { return false; }, 3s);
+}
+
 fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
     setup s;
     const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA3");
@@ -120,13 +164,7 @@ fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
             auto ex = co_await asio::this_coro::executor;
             kafka_side k(ex, brokers, s.prefix, s.logs.logger(log_level::warn), 4, 3);
             co_await k.start();
-            for (int i = 0; i < n; ++i) {
-                auto j = make_job(url, "main", nullptr, {}, mode);
-                j.spec.env["FN_RUNLOG"] = runlog.string();
-                j.spec.env["FN_SLEEP"] = "1";
-                out.jobs.push_back(j);
-                co_await k.submit(j);
-            }
+            co_await submit_runlog_jobs(k, url, runlog, mode, n, out.jobs);
             auto a = start_worker(s, brokers, "a-" + faasd::random_hex(3), s.prefix);
             // Kill A in the middle: some runs done, some running.
             bool midway = co_await k.wait_for(
@@ -139,33 +177,9 @@ fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
             INFO(out.log_a.substr(out.log_a.size() > 4000 ? out.log_a.size() - 4000 : 0));
             REQUIRE(midway);
             a->stop();  // SIGKILL to the worker's process group
-            {
-                auto c = read_runlog(runlog);
-                out.started_before_kill = static_cast<int>(c.starts.size());
-                out.finished_before_kill = static_cast<int>(c.dones.size());
-            }
+            note_fault(out, runlog);
             auto b = start_worker(s, brokers, "b-" + faasd::random_hex(3), s.prefix);
-            // Until every job has succeeded, or (at-most-once may lose jobs) no result came for 25 s.
-            // A failed attempt's result does not end the wait: an infrastructure failure (say, a
-            // repository lock the killed worker left behind) is retried as attempt + 1.
-            std::size_t last_total = 0;
-            auto last_change = std::chrono::steady_clock::now();
-            co_await k.wait_for(
-                [&] {
-                    std::size_t results = 0, settled = 0;
-                    for (const auto& j : out.jobs) {
-                        results += k.seen.result_count(j.id);
-                        settled += succeeded(k.seen, j.id) ? 1 : 0;
-                    }
-                    if (results != last_total) {
-                        last_total = results;
-                        last_change = std::chrono::steady_clock::now();
-                    }
-                    return settled == out.jobs.size() || std::chrono::steady_clock::now() - last_change > 25s;
-                },
-                120s);
-            // Late duplicates (at-least-once) would show up now: look a little longer.
-            co_await k.wait_for([] { return false; }, 3s);
+            co_await wait_settled(k, out.jobs, 25s);
             out.log_b = b->log();
             b->stop();
             out.seen = k.seen;
@@ -219,13 +233,7 @@ broker_fault_run kill_coordinator(int n, int kill_after) {
             auto ex = co_await asio::this_coro::executor;
             kafka_side k(ex, brokers, s.prefix, s.logs.logger(log_level::warn), 4, 3);
             co_await k.start();
-            for (int i = 0; i < n; ++i) {
-                auto j = make_job(url, "main", nullptr, {}, delivery_mode::exactly_once);
-                j.spec.env["FN_RUNLOG"] = runlog.string();
-                j.spec.env["FN_SLEEP"] = "1";
-                out.jobs.push_back(j);
-                co_await k.submit(j);
-            }
+            co_await submit_runlog_jobs(k, url, runlog, delivery_mode::exactly_once, n, out.jobs);
             auto a = start_worker(s, brokers, "a-" + faasd::random_hex(3), s.prefix,
                                   {"--kafka-property=debug=eos", "--log-level=debug"});
             bool midway = co_await k.wait_for(
@@ -234,11 +242,7 @@ broker_fault_run kill_coordinator(int n, int kill_after) {
             INFO(tail(a->log(), 4000));
             REQUIRE(midway);
             REQUIRE(out.coordinator != 0);
-            {
-                auto c = read_runlog(runlog);
-                out.started_before_kill = static_cast<int>(c.starts.size());
-                out.finished_before_kill = static_cast<int>(c.dones.size());
-            }
+            note_fault(out, runlog);
             auto killed = faasd::test::run_process({ctl, "kafka3-kill", std::to_string(out.coordinator)});
             INFO(killed.out << killed.err);
             REQUIRE(killed.exit_code == 0);
@@ -246,23 +250,7 @@ broker_fault_run kill_coordinator(int n, int kill_after) {
             auto started = faasd::test::run_process({ctl, "kafka3-start", std::to_string(out.coordinator)}, {}, {},
                                                     std::chrono::seconds(120));
             out.restarted = started.exit_code == 0;
-            std::size_t last_total = 0;
-            auto last_change = std::chrono::steady_clock::now();
-            co_await k.wait_for(
-                [&] {
-                    std::size_t results = 0, settled = 0;
-                    for (const auto& j : out.jobs) {
-                        results += k.seen.result_count(j.id);
-                        settled += succeeded(k.seen, j.id) ? 1 : 0;
-                    }
-                    if (results != last_total) {
-                        last_total = results;
-                        last_change = std::chrono::steady_clock::now();
-                    }
-                    return settled == out.jobs.size() || std::chrono::steady_clock::now() - last_change > 30s;
-                },
-                120s);
-            co_await k.wait_for([] { return false; }, 3s);
+            co_await wait_settled(k, out.jobs, 30s);
             out.log_a = a->log();
             a->stop();
             out.seen = k.seen;
