@@ -106,6 +106,14 @@ struct fault_run {
     std::string log_a, log_b;
 };
 
+/// The file every run of the function appends to (world-writable: the runs may use other uids).
+fs::path make_runlog(const setup& s) {
+    auto p = s.shared() / "runs.log";
+    std::ofstream(p).close();
+    ::chmod(p.c_str(), 0666);
+    return p;
+}
+
 /// Submits `n` jobs of the run-log function (1 s each) in `mode`.
 asio::awaitable<void> submit_runlog_jobs(kafka_side& k, const std::string& url, const fs::path& runlog,
                                          delivery_mode mode, int n, std::vector<jobs::job_message>& out) {
@@ -154,9 +162,7 @@ fault_run crash_and_take_over(delivery_mode mode, int n, int kill_after) {
     setup s;
     const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA3");
     const auto url = shell_repo(s.tmp.path(), "runlog", runlog_script);
-    const auto runlog = s.shared() / "runs.log";
-    std::ofstream(runlog).close();
-    ::chmod(runlog.c_str(), 0666);
+    const auto runlog = make_runlog(s);
     fault_run out;
 
     faasd::test::run_coroutine(
@@ -223,9 +229,7 @@ broker_fault_run kill_coordinator(int n, int kill_after) {
     const std::string brokers = faasd::test::require_env("FAASD_TEST_KAFKA3");
     const std::string ctl = faasd::test::require_env("FAASD_TEST_KAFKA3_CTL");
     const auto url = shell_repo(s.tmp.path(), "runlog", runlog_script);
-    const auto runlog = s.shared() / "runs.log";
-    std::ofstream(runlog).close();
-    ::chmod(runlog.c_str(), 0666);
+    const auto runlog = make_runlog(s);
     broker_fault_run out;
 
     faasd::test::run_coroutine(
