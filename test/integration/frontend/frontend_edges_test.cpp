@@ -33,25 +33,6 @@ std::int64_t now_ms() {
         .count();
 }
 
-awaitable<jobs::job_message> job_on_topic(frontend_env& fe, const std::string& id) {
-    auto m = co_await fe.find(fe.names.jobs_at_least_once, id);
-    REQUIRE(m.has_value());
-    auto decoded = jobs::decode_job_message(*m->value);
-    REQUIRE(decoded.has_value());
-    co_return *decoded;
-}
-
-awaitable<void> produce(frontend_env& fe, std::string topic, std::string key, std::optional<std::string> value) {
-    auto p = fe.producer_on(co_await asio::this_coro::executor);
-    kafka::record r;
-    r.topic = std::move(topic);
-    r.key = std::move(key);
-    r.value = std::move(value);
-    auto d = co_await p.send(std::move(r));
-    REQUIRE(d.has_value());
-    co_await p.close();
-}
-
 /// What a worker writes when a job succeeds.
 awaitable<void> finish(frontend_env& fe, const std::string& id, std::int64_t answer) {
     auto m = co_await job_on_topic(fe, id);

@@ -233,6 +233,28 @@ inline void with_frontend(std::function<awaitable<void>(frontend_env&)> body,
 }
 
 /// A job id from a 202 answer.
+/// The job message the frontend put on the at-least-once jobs topic for `id`.
+inline awaitable<jobs::job_message> job_on_topic(frontend_env& fe, const std::string& id) {
+    auto m = co_await fe.find(fe.names.jobs_at_least_once, id);
+    REQUIRE(m.has_value());
+    REQUIRE(m->value.has_value());
+    auto decoded = jobs::decode_job_message(*m->value);
+    REQUIRE(decoded.has_value());
+    co_return *decoded;
+}
+
+/// Produces one record (a tombstone when `value` is empty), as a worker or another replica would.
+inline awaitable<void> produce(frontend_env& fe, std::string topic, std::string key, std::optional<std::string> value) {
+    auto p = fe.producer_on(co_await asio::this_coro::executor);
+    kafka::record r;
+    r.topic = std::move(topic);
+    r.key = std::move(key);
+    r.value = std::move(value);
+    auto d = co_await p.send(std::move(r));
+    REQUIRE(d.has_value());
+    co_await p.close();
+}
+
 inline std::string id_of(const reply& r) {
     INFO("submit answered " << r.status << ": " << r.body);
     REQUIRE(r.status == 202);

@@ -78,26 +78,6 @@ std::vector<std::string> protocols(const std::string& token = {}) {
     return p;
 }
 
-awaitable<jobs::job_message> job_on_topic(frontend_env& fe, const std::string& id) {
-    auto m = co_await fe.find(fe.names.jobs_at_least_once, id);
-    REQUIRE(m.has_value());
-    REQUIRE(m->value.has_value());
-    auto decoded = jobs::decode_job_message(*m->value);
-    REQUIRE(decoded.has_value());
-    co_return *decoded;
-}
-
-awaitable<void> produce(frontend_env& fe, std::string topic, std::string key, std::optional<std::string> value) {
-    auto p = fe.producer_on(co_await asio::this_coro::executor);
-    kafka::record r;
-    r.topic = std::move(topic);
-    r.key = std::move(key);
-    r.value = std::move(value);
-    auto d = co_await p.send(std::move(r));
-    REQUIRE(d.has_value());
-    co_await p.close();
-}
-
 }  // namespace
 
 TEST_CASE("frontend: submit publishes the job (202 after the ack), identity from the token, credentials sealed",
